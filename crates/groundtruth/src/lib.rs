@@ -1,0 +1,1 @@
+//! Ground truth: simulated recordings and a scorer (filled by the ground-truth issue).

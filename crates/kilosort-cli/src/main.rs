@@ -1,0 +1,68 @@
+//! `kilosort-rs`: the command-line interface of kilosort-rs, a thin layer over the `kilosort`
+//! library. Errors are printed with their context and give a non-zero exit code.
+
+mod info;
+mod probe_cmd;
+mod probe_plot;
+mod settings_args;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use settings_args::SettingsArgs;
+
+/// Spike sorting for silicon-probe recordings (a Rust reimplementation of Kilosort4).
+#[derive(Debug, Parser)]
+#[command(name = "kilosort-rs", version, about, max_term_width = 110)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Describe a recording: duration, channels, batches, per-channel RMS, and the probe.
+    Info {
+        /// The binary recording(s), concatenated in time, or a folder holding one.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Probe file (.json/.mat/.prb) or built-in name (see `kilosort-rs probe list`).
+        #[arg(long)]
+        probe: Option<String>,
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
+    /// Inspect and convert probe files.
+    #[command(subcommand)]
+    Probe(probe_cmd::ProbeCommand),
+    /// List every setting with its default, range and help.
+    Settings,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Info { files, probe, settings } => info::run(&files, probe.as_deref(), &settings),
+        Command::Probe(cmd) => probe_cmd::run(cmd),
+        Command::Settings => {
+            print_settings_table();
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_settings_table() {
+    let defaults = kilosort::Settings::default().to_values();
+    for (p, (_, default)) in kilosort::settings::PARAMETERS.iter().zip(defaults) {
+        println!("{:<24} {:<16} default {:<14} {}", p.name, p.stage.name(), default.to_string(), p.help_line());
+    }
+}

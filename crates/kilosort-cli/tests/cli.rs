@@ -1,0 +1,138 @@
+//! Runs the `kilosort-rs` binary on small generated files and checks its output and messages.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn kilosort_rs(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kilosort-rs")).args(args).output().expect("the binary runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = kilosort_rs(args);
+    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = kilosort_rs(args);
+    assert!(!out.status.success(), "{args:?} should fail");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+fn fixture(rel: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data").join(rel).display().to_string()
+}
+
+/// An int16 recording with `n_chan` channels and `n_samples` samples of a deterministic signal.
+fn recording(dir: &Path, n_chan: usize, n_samples: usize) -> PathBuf {
+    let path = dir.join("rec.bin");
+    let bytes: Vec<u8> = (0..n_samples * n_chan)
+        .flat_map(|i| {
+            let (s, c) = (i / n_chan, i % n_chan);
+            let v = ((s as f64 * 0.37 + c as f64).sin() * 20.0 * (c + 1) as f64) as i16;
+            v.to_le_bytes()
+        })
+        .collect();
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn info_describes_a_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = recording(dir.path(), 4, 70_000);
+    let out = ok(&["info", rec.to_str().unwrap(), "--n-chan-bin", "4", "--batch_size", "30000"]);
+    assert!(out.contains("2.333 s (70000 samples at 30000 Hz)"), "{out}");
+    assert!(out.contains("batches     3 of 30000 samples"), "{out}");
+    assert!(out.contains("int16, 4 channels per sample"), "{out}");
+    assert!(out.contains("raw RMS") && out.contains("max") && out.contains("(ch 3)"), "{out}");
+    // The folder form finds the one recording inside.
+    let out = ok(&["info", dir.path().to_str().unwrap(), "--n_chan_bin", "4", "--tmax", "1"]);
+    assert!(out.contains("window      0.000 – 1.000 s"), "{out}");
+}
+
+#[test]
+fn info_with_a_probe_and_a_settings_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = recording(dir.path(), 17, 40_000);
+    let settings = dir.path().join("s.json");
+    std::fs::write(&settings, r#"{"n_chan_bin": 17, "tmax": Infinity, "bad_channels": [0]}"#).unwrap();
+    let out = ok(&["info", rec.to_str().unwrap(), "--settings", settings.to_str().unwrap(), "--probe", "linear16"]);
+    assert!(out.contains("13 sorted channels of 15 sites"), "{out}");
+}
+
+#[test]
+fn bad_inputs_give_messages_that_name_file_value_and_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = recording(dir.path(), 4, 1000);
+    let rec = rec.to_str().unwrap();
+    let msg = fails(&["info", rec, "--n-chan-bin", "3"]);
+    assert!(msg.contains("rec.bin") && msg.contains("8000 bytes") && msg.contains("3 channels × 2 bytes"), "{msg}");
+    let msg = fails(&["info", rec]);
+    assert!(msg.contains("n_chan_bin") && msg.contains("--n-chan-bin"), "{msg}");
+    let msg = fails(&["info", rec, "--n-chan-bin", "4", "--nt", "60"]);
+    assert!(msg.contains("`nt` = 60") && msg.contains("odd"), "{msg}");
+    let msg = fails(&["info", rec, "--n-chan-bin", "4", "--tmin", "5"]);
+    assert!(msg.contains("rec.bin") && msg.contains("tmin = 5") && msg.contains("0.033"), "{msg}");
+    let msg = fails(&["info", rec, "--n-chan-bin", "4", "--probe", "np1"]);
+    assert!(msg.contains("channel index 383") && msg.contains("n_chan_bin = 4"), "{msg}");
+    let msg = fails(&["info", &format!("{rec}.missing"), "--n-chan-bin", "4"]);
+    assert!(msg.contains("rec.bin.missing") && msg.contains("not found"), "{msg}");
+    let settings = dir.path().join("typo.json");
+    std::fs::write(&settings, r#"{"n_chan_bin": 4, "Th_univesal": 8}"#).unwrap();
+    let msg = fails(&["info", rec, "--settings", settings.to_str().unwrap()]);
+    assert!(msg.contains("typo.json") && msg.contains("did you mean `Th_universal`"), "{msg}");
+    let msg = fails(&["info", rec, "--n-chan-bin", "4", "--dtype", "int8"]);
+    assert!(msg.contains("data_dtype") && msg.contains("int8") && msg.contains("float32"), "{msg}");
+}
+
+#[test]
+fn probe_list_show_and_convert() {
+    let out = ok(&["probe", "list"]);
+    for name in ["NeuroPix1_default", "NeuroPix2_default", "NP2_4shank", "Linear16x1_test", "neuropixPhase3A"] {
+        assert!(out.contains(name), "{out}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("np2.png");
+    let out = ok(&["probe", "show", "np2-4shank", "--png", png.to_str().unwrap()]);
+    assert!(out.contains("384 sorted channels of 384 sites, 4 shanks"), "{out}");
+    let bytes = std::fs::read(&png).unwrap();
+    assert!(bytes.starts_with(b"\x89PNG") && bytes.len() > 2000, "a real PNG");
+
+    let converted = dir.path().join("lin.json");
+    ok(&["probe", "convert", &fixture("probes/linear16_chanmap.mat"), converted.to_str().unwrap()]);
+    let out = ok(&["probe", "show", converted.to_str().unwrap(), "--all"]);
+    assert!(out.contains("14 sorted channels of 16 sites"), "{out}");
+    assert!(!out.lines().any(|l| l.split_whitespace().nth(1) == Some("4")), "site 4 is disconnected: {out}");
+}
+
+#[test]
+fn malformed_probes_are_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let prb = dir.path().join("gen.prb");
+    std::fs::write(&prb, "import numpy as np\nchannel_groups = {0: {'channels': np.arange(4)}}\n").unwrap();
+    let msg = fails(&["probe", "show", prb.to_str().unwrap()]);
+    assert!(msg.contains("gen.prb") && msg.contains("line 2") && msg.contains("np.arange("), "{msg}");
+    let mat = dir.path().join("v73.mat");
+    let mut bytes = b"MATLAB 7.3 MAT-file".to_vec();
+    bytes.resize(512, b' ');
+    bytes.extend_from_slice(b"\x89HDF\r\n\x1a\n");
+    std::fs::write(&mat, bytes).unwrap();
+    let msg = fails(&["probe", "show", mat.to_str().unwrap()]);
+    assert!(msg.contains("v73.mat") && msg.contains("-v7"), "{msg}");
+    let json = dir.path().join("bad.json");
+    std::fs::write(&json, "{\"chanMap\": [0, 1], \"xc\": [0], \"yc\": [0, 1]}").unwrap();
+    let msg = fails(&["probe", "show", json.to_str().unwrap()]);
+    assert!(msg.contains("bad.json") && msg.contains("`xc` has 1 entries"), "{msg}");
+    let msg = fails(&["probe", "show", "np7"]);
+    assert!(msg.contains("np7") && msg.contains("built-in"), "{msg}");
+}
+
+#[test]
+fn help_comes_from_the_parameter_table() {
+    let out = ok(&["info", "--help"]);
+    assert!(out.contains("--Th_universal") && out.contains("whitened noise"), "{out}");
+    assert!(out.contains("Settings: clustering"), "{out}");
+    let out = ok(&["settings"]);
+    assert!(out.contains("cluster_init_seed") && out.contains("default 5"), "{out}");
+}

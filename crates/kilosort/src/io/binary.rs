@@ -1,0 +1,163 @@
+//! Memory-mapped raw binary recordings, one file or several concatenated in time.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+
+use super::Dtype;
+use crate::error::{Error, Result};
+
+/// One file of a recording.
+#[derive(Debug)]
+struct Segment {
+    path: PathBuf,
+    map: Mmap,
+    /// Absolute index of this file's first sample in the concatenated recording.
+    first_sample: u64,
+    n_samples: u64,
+}
+
+/// A raw recording: `(n_samples, n_chan_bin)` row-major values of one dtype, across one or more
+/// files read as if they were one long file.
+#[derive(Debug)]
+pub struct BinaryRecording {
+    segments: Vec<Segment>,
+    n_chan_bin: usize,
+    dtype: Dtype,
+    total_samples: u64,
+}
+
+impl BinaryRecording {
+    /// Opens and memory-maps `paths` (in time order), checking each size against the layout.
+    pub fn open(paths: &[PathBuf], n_chan_bin: usize, dtype: Dtype) -> Result<Self> {
+        if paths.is_empty() {
+            return Err(Error::BadRecording {
+                path: PathBuf::new(),
+                detail: "no recording file given; pass a .bin/.dat file or a folder that holds one".into(),
+            });
+        }
+        let mut segments = Vec::with_capacity(paths.len());
+        let mut total_samples = 0;
+        for path in paths {
+            let segment = map_segment(path, n_chan_bin, dtype, total_samples)?;
+            total_samples += segment.n_samples;
+            segments.push(segment);
+        }
+        Ok(BinaryRecording { segments, n_chan_bin, dtype, total_samples })
+    }
+
+    /// Total samples over all files.
+    pub fn total_samples(&self) -> u64 {
+        self.total_samples
+    }
+
+    /// Channels (rows) per sample in the file.
+    pub fn n_chan_bin(&self) -> usize {
+        self.n_chan_bin
+    }
+
+    /// Sample type.
+    pub fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+
+    /// The files, in time order.
+    pub fn paths(&self) -> impl Iterator<Item = &Path> {
+        self.segments.iter().map(|s| s.path.as_path())
+    }
+
+    /// The first file, used to name the recording in messages.
+    pub fn path(&self) -> &Path {
+        &self.segments[0].path
+    }
+
+    /// Reads samples `[start, end)` (absolute) of the given file rows into `out`, channel-major:
+    /// `out[k * stride + (s - start)]` receives row `channels[k]` at sample `s`, converted to f32.
+    ///
+    /// # Panics
+    /// If the range exceeds the recording or `out` is too small: callers compute both from a
+    /// validated [`super::BatchLayout`] and probe.
+    pub fn read_channels(&self, start: u64, end: u64, channels: &[u32], out: &mut [f32], stride: usize) {
+        assert!(start <= end && end <= self.total_samples, "read [{start}, {end}) beyond {}", self.total_samples);
+        let size = self.dtype.size();
+        let row_bytes = self.n_chan_bin * size;
+        let mut sample = start;
+        while sample < end {
+            let segment = self.segment_of(sample);
+            let local_end = end.min(segment.first_sample + segment.n_samples);
+            for s in sample..local_end {
+                let row_start = (s - segment.first_sample) as usize * row_bytes;
+                let row = &segment.map[row_start..row_start + row_bytes];
+                let column = (s - start) as usize;
+                for (k, &c) in channels.iter().enumerate() {
+                    let offset = c as usize * size;
+                    out[k * stride + column] = self.dtype.decode(&row[offset..offset + size]);
+                }
+            }
+            sample = local_end;
+        }
+    }
+
+    fn segment_of(&self, sample: u64) -> &Segment {
+        let i = self.segments.partition_point(|s| s.first_sample + s.n_samples <= sample);
+        &self.segments[i]
+    }
+}
+
+fn map_segment(path: &Path, n_chan_bin: usize, dtype: Dtype, first_sample: u64) -> Result<Segment> {
+    let file = File::open(path).map_err(|e| Error::io("cannot open recording", path, e))?;
+    let size = file.metadata().map_err(|e| Error::io("cannot stat recording", path, e))?.len();
+    if size == 0 {
+        return Err(Error::EmptyFile { path: path.to_path_buf() });
+    }
+    let bytes_per_sample = (n_chan_bin * dtype.size()) as u64;
+    if n_chan_bin == 0 || !size.is_multiple_of(bytes_per_sample) {
+        return Err(Error::FileSizeMismatch {
+            path: path.to_path_buf(),
+            size,
+            n_chan_bin,
+            bytes_per_value: dtype.size(),
+            dtype: dtype.name(),
+        });
+    }
+    // SAFETY: the map is read-only; like every memmap reader we rely on the recording not being
+    // truncated by another process while it is sorted.
+    let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io("cannot memory-map recording", path, e))?;
+    Ok(Segment { path: path.to_path_buf(), map, first_sample, n_samples: size / bytes_per_sample })
+}
+
+/// Finds the one recording in `dir`: a `.bin`, `.dat`, `.raw` or `.bat` file. With several, only
+/// those whose name contains `ap.bin` (SpikeGLX's action-potential band) are kept, as Kilosort4.
+pub fn find_binary(dir: &Path) -> Result<PathBuf> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("cannot list data folder", dir, e))?;
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| ["bin", "dat", "raw", "bat"].contains(&e.to_ascii_lowercase().as_str()))
+        })
+        .collect();
+    found.sort();
+    if found.len() > 1 {
+        found.retain(|p| p.to_string_lossy().contains("ap.bin"));
+    }
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        0 => Err(Error::FileNotFound {
+            path: dir.to_path_buf(),
+            hint: "no .bin, .dat, .raw or .bat recording in this folder (or several, none named *ap.bin); \
+                   give the file itself"
+                .into(),
+        }),
+        _ => Err(Error::BadRecording {
+            path: dir.to_path_buf(),
+            detail: format!(
+                "several recordings match ({}); give the file to sort explicitly",
+                found.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            ),
+        }),
+    }
+}
