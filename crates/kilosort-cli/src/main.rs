@@ -1,10 +1,12 @@
 //! `kilosort-rs`: the command-line interface of kilosort-rs, a thin layer over the `kilosort`
 //! library. Errors are printed with their context and give a non-zero exit code.
 
+mod compare;
 mod info;
 mod probe_cmd;
 mod probe_plot;
 mod settings_args;
+mod simulate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +41,10 @@ enum Command {
     Probe(probe_cmd::ProbeCommand),
     /// List every setting with its default, range and help.
     Settings,
+    /// Simulate a recording with known spikes (ground truth) into a folder.
+    Simulate(simulate::SimulateArgs),
+    /// Score a sorting against ground truth (SpikeInterface's comparison, and Kilosort's score).
+    Compare(compare::CompareArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +52,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Info { files, probe, settings } => info::run(&files, probe.as_deref(), &settings),
         Command::Probe(cmd) => probe_cmd::run(cmd),
+        Command::Simulate(args) => simulate::run(&args),
+        Command::Compare(args) => compare::run(&args),
         Command::Settings => {
             print_settings_table();
             Ok(())

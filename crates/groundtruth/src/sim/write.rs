@@ -1,0 +1,195 @@
+//! Writes a simulated recording folder, streaming the data block by block, atomically.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use kilosort::probe::write_kilosort_json;
+use ndarray::{Array1, Array2};
+use ndarray_npy::write_npy;
+use rayon::prelude::*;
+use serde_json::json;
+
+use super::config::SimulationConfig;
+use super::drift::{DRIFT_FS, DriftField};
+use super::random::{Stream, stream, uniform};
+use super::render::{Renderer, TEMPLATE_HALF_WIDTH};
+use super::trains::draw_spikes;
+use super::units::draw_units;
+
+/// What a simulation produced (also written to disk).
+#[derive(Debug, Clone)]
+pub struct SimulationSummary {
+    /// Channels per sample in `recording.bin`.
+    pub n_chan_bin: usize,
+    /// Samples written.
+    pub n_samples: u64,
+    /// Ground-truth spikes written.
+    pub n_gt_spikes: usize,
+    /// All spikes added, distractors included.
+    pub n_all_spikes: usize,
+}
+
+/// Samples rendered and written at a time (1 s at 30 kHz): bounds memory to one block.
+const BLOCK_SAMPLES: usize = 30_000;
+
+/// Simulates `config` into the folder `out` (created; an existing folder is replaced only when
+/// `overwrite`). `progress` receives the fraction done.
+pub fn simulate(
+    config: &SimulationConfig,
+    out: &Path,
+    overwrite: bool,
+    progress: &mut dyn FnMut(f64),
+) -> kilosort::Result<SimulationSummary> {
+    let occupied = std::fs::read_dir(out).map(|mut entries| entries.next().is_some()).unwrap_or(out.exists());
+    if occupied && !overwrite {
+        return Err(kilosort::Error::BadRecording {
+            path: out.to_path_buf(),
+            detail: "the output folder already exists and is not empty; choose another or pass --overwrite".into(),
+        });
+    }
+    let probe = super::probes::resolve(&config.probe)?;
+    let tmp = partial_path(out);
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(io("cannot clear", &tmp))?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(io("cannot create", &tmp))?;
+
+    let n_chan_bin = probe.channel_map.iter().max().map_or(0, |&m| m as usize + 1);
+    let mut rng = stream(config.seed, Stream::Channels);
+    let noise_sd: Vec<f64> = (0..probe.len()).map(|_| config.noise_uv * uniform(&mut rng, 0.8, 1.2)).collect();
+    let dc: Vec<f64> = (0..probe.len()).map(|_| uniform(&mut rng, -config.dc_offset_uv, config.dc_offset_uv)).collect();
+    let units = draw_units(config, &probe, &noise_sd);
+    let events = draw_spikes(config, &units);
+    let y_range = probe.y.iter().fold((f64::MAX, f64::MIN), |(lo, hi), &y| (lo.min(y as f64), hi.max(y as f64)));
+    let drift = DriftField::draw(&config.drift, config.seed, config.duration_s, y_range);
+    let mut renderer = Renderer::new(config, &probe, &units, &events, drift.as_ref(), noise_sd, dc);
+
+    let n_samples = (config.duration_s * config.fs) as u64;
+    let bin_path = tmp.join("recording.bin");
+    let mut writer =
+        BufWriter::with_capacity(1 << 22, File::create(&bin_path).map_err(io("cannot create", &bin_path))?);
+    let mut block = vec![0.0f32; probe.len() * BLOCK_SAMPLES];
+    let mut bytes = Vec::new();
+    let mut start = 0u64;
+    while start < n_samples {
+        let len = BLOCK_SAMPLES.min((n_samples - start) as usize);
+        let block = &mut block[..probe.len() * len];
+        renderer.render(start as i64, len, block);
+        interleave_int16(block, len, &probe.channel_map, n_chan_bin, config.uv_per_bit, &mut bytes);
+        writer.write_all(&bytes).map_err(io("cannot write", &bin_path))?;
+        start += len as u64;
+        progress(start as f64 / n_samples as f64);
+    }
+    writer.flush().map_err(io("cannot write", &bin_path))?;
+
+    write_kilosort_json(&probe, &tmp.join("probe.json"))?;
+    let gt: Vec<_> = events.iter().filter(|e| !units[e.unit as usize].is_distractor).collect();
+    let times = Array1::from_iter(gt.iter().map(|e| e.sample));
+    let clusters = Array1::from_iter(gt.iter().map(|e| e.unit as i64));
+    let npy = |name: &str| tmp.join(name);
+    write_npy(npy("gt_spike_times.npy"), &times).map_err(|e| npy_error(&npy("gt_spike_times.npy"), e))?;
+    write_npy(npy("gt_spike_clusters.npy"), &clusters).map_err(|e| npy_error(&npy("gt_spike_clusters.npy"), e))?;
+    if let Some(d) = &drift {
+        let rows = d.displacement.len();
+        let table = Array2::from_shape_fn((rows, d.depths_um.len()), |(i, k)| d.displacement[i][k] as f32);
+        write_npy(npy("drift_um.npy"), &table).map_err(|e| npy_error(&npy("drift_um.npy"), e))?;
+    }
+    let measured_sd = renderer.measured_noise_sd();
+    let units_json: Vec<_> = units
+        .iter()
+        .map(|u| {
+            let count = renderer.template_count[u.id].max(1) as f64;
+            let peak = renderer.template_sum[u.id].iter().map(|s| -s / count).fold(0.0f64, f64::max);
+            let sd = measured_sd[u.best_channel];
+            json!({
+                "unit_id": u.id, "x_um": u.x_um, "y_um": u.y_um, "z_um": u.z_um,
+                "best_channel": u.best_channel, "best_channel_row": probe.channel_map[u.best_channel],
+                "peak_uv": peak,
+                "amplitude_uv": u.amplitude_uv, "noise_sd_uv": sd,
+                "snr": peak / sd,
+                "rate_hz": u.rate_hz, "n_spikes": events.iter().filter(|e| e.unit as usize == u.id).count(),
+                "narrow": u.narrow, "is_distractor": u.is_distractor, "shape": u.shape,
+            })
+        })
+        .collect();
+    write_json(&tmp.join("gt_units.json"), &json!(units_json))?;
+    let described = json!({
+        "generator": "kilosort-rs simulate",
+        "version": env!("CARGO_PKG_VERSION"),
+        "config": config,
+        "n_chan_bin": n_chan_bin,
+        "n_samples": n_samples,
+        "dtype": "int16",
+        "uv_per_bit": config.uv_per_bit,
+        "scale_note": "µV = int16 value × uv_per_bit",
+        "template_half_width_samples": TEMPLATE_HALF_WIDTH,
+        "drift": drift.as_ref().map(|d| json!({
+            "sampling_frequency_hz": DRIFT_FS,
+            "depths_um": d.depths_um,
+            "sign": "positive = units move towards larger y relative to the probe",
+        })),
+    });
+    write_json(&tmp.join("simulation.json"), &described)?;
+    // score.py (SpikeInterface) reads meta.json: fs and n_samples.
+    write_json(
+        &tmp.join("meta.json"),
+        &json!({"fs": config.fs, "n_samples": n_samples, "n_chan": n_chan_bin, "dtype": "int16", "name": config.preset}),
+    )?;
+
+    if out.exists() {
+        std::fs::remove_dir_all(out).map_err(io("cannot replace", out))?;
+    }
+    std::fs::rename(&tmp, out).map_err(io("cannot move results into", out))?;
+    Ok(SimulationSummary { n_chan_bin, n_samples, n_gt_spikes: gt.len(), n_all_spikes: events.len() })
+}
+
+/// The folder written before the final rename (beside the target, so the rename is atomic).
+fn partial_path(out: &Path) -> PathBuf {
+    let name = out.file_name().map_or("simulation".into(), |n| n.to_string_lossy().into_owned());
+    out.with_file_name(format!(".{name}.partial"))
+}
+
+/// Probe-channel × time µV → row-major int16 bytes with `n_chan_bin` columns (others zero).
+fn interleave_int16(
+    block: &[f32],
+    len: usize,
+    channel_map: &[u32],
+    n_chan_bin: usize,
+    uv_per_bit: f64,
+    out: &mut Vec<u8>,
+) {
+    const ROWS_PER_TASK: usize = 1024;
+    let inv = (1.0 / uv_per_bit) as f32;
+    out.clear();
+    out.resize(len * n_chan_bin * 2, 0);
+    out.par_chunks_mut(ROWS_PER_TASK * n_chan_bin * 2).enumerate().for_each(|(task, bytes)| {
+        let t0 = task * ROWS_PER_TASK;
+        for (c, &row) in channel_map.iter().enumerate() {
+            let src = &block[c * len + t0..c * len + t0 + bytes.len() / (2 * n_chan_bin)];
+            for (t, &v) in src.iter().enumerate() {
+                let at = 2 * (t * n_chan_bin + row as usize);
+                bytes[at..at + 2].copy_from_slice(&round_to_i16(v * inv).to_le_bytes());
+            }
+        }
+    });
+}
+
+/// Rounds half away from zero and saturates (`as` saturates; adding ±0.5 avoids a libm call).
+#[inline]
+fn round_to_i16(x: f32) -> i16 {
+    (x + 0.5f32.copysign(x)) as i16
+}
+
+fn io<'a>(action: &'static str, path: &'a Path) -> impl Fn(std::io::Error) -> kilosort::Error + 'a {
+    move |e| kilosort::Error::io(action, path, e)
+}
+
+fn write_json(path: &Path, value: &serde_json::Value) -> kilosort::Result<()> {
+    let text = serde_json::to_string_pretty(value).expect("plain JSON values serialise");
+    std::fs::write(path, text).map_err(|e| kilosort::Error::io("cannot write", path, e))
+}
+
+fn npy_error(path: &Path, e: ndarray_npy::WriteNpyError) -> kilosort::Error {
+    kilosort::Error::io("cannot write", path, std::io::Error::other(e.to_string()))
+}
