@@ -71,7 +71,7 @@ impl NoiseSource {
 
 /// Channels filtered in lockstep: the IIR recursion is sequential in time, so running several
 /// independent channels side by side is what lets the CPU use its vector lanes.
-pub const LANES: usize = 8;
+pub const LANES: usize = 16;
 
 /// Fills each row with the next samples of its source (same filter design for all sources).
 pub fn fill_group(sources: &mut [NoiseSource], rows: &mut [&mut [f32]]) {

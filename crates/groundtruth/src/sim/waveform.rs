@@ -54,7 +54,12 @@ pub struct Profile {
     t0_ms: f64,
     /// Table step, ms.
     step_ms: f64,
+    /// Where the profile is not negligible (|value| > `SUPPORT_LEVEL`), ms from the trough.
+    pub support_ms: [f64; 2],
 }
+
+/// Profile values below this (the trough is about −1) are left out of the recording.
+const SUPPORT_LEVEL: f32 = 2e-3;
 
 impl Profile {
     /// Tabulates `shape` over a window wide enough for the widest, most delayed channel.
@@ -62,14 +67,31 @@ impl Profile {
         let step_ms = 1000.0 / fs / OVERSAMPLE as f64;
         let (t0_ms, t1_ms) = (3.0 * WINDOW_MS[0], 3.0 * WINDOW_MS[1]);
         let n = ((t1_ms - t0_ms) / step_ms) as usize + 1;
-        let table = (0..n).map(|i| shape.value(t0_ms + i as f64 * step_ms) as f32).collect();
-        Profile { table, t0_ms, step_ms }
+        let table: Vec<f32> = (0..n).map(|i| shape.value(t0_ms + i as f64 * step_ms) as f32).collect();
+        let first = table.iter().position(|v| v.abs() > SUPPORT_LEVEL).unwrap_or(0);
+        let last = table.iter().rposition(|v| v.abs() > SUPPORT_LEVEL).unwrap_or(0);
+        let support_ms = [t0_ms + first as f64 * step_ms, t0_ms + last as f64 * step_ms];
+        Profile { table, t0_ms, step_ms, support_ms }
     }
 
     /// Fractional table position of time `t` ms, and the position step per `dt` ms, so a caller
     /// can walk the table without a division per sample.
     pub fn position(&self, t_ms: f64, dt_ms: f64) -> (f64, f64) {
         ((t_ms - self.t0_ms) / self.step_ms, dt_ms / self.step_ms)
+    }
+
+    /// Adds `amp × profile` to `out`, walking the table from position `x0` by `dx` per sample.
+    /// Positions must stay inside the table (callers keep to the support, which it contains).
+    #[inline]
+    pub fn accumulate(&self, out: &mut [f32], amp: f32, x0: f64, dx: f64) {
+        let (mut x, dx) = (x0 as f32, dx as f32);
+        for o in out {
+            let i = x as usize;
+            let f = x - i as f32;
+            let (a, b) = (self.table[i], self.table[i + 1]);
+            *o += amp * (a + (b - a) * f);
+            x += dx;
+        }
     }
 
     /// Value at fractional table position `x`.

@@ -150,7 +150,7 @@ fn partial_path(out: &Path) -> PathBuf {
     out.with_file_name(format!(".{name}.partial"))
 }
 
-/// Probe-channel × time µV → row-major int16 bytes with `n_chan_bin` columns (others zero).
+/// Probe-channel × time µV → row-major int16 with `n_chan_bin` columns (others zero), as bytes.
 fn interleave_int16(
     block: &[f32],
     len: usize,
@@ -159,20 +159,22 @@ fn interleave_int16(
     uv_per_bit: f64,
     out: &mut Vec<u8>,
 ) {
-    const ROWS_PER_TASK: usize = 1024;
+    const ROWS_PER_TASK: usize = 512;
     let inv = (1.0 / uv_per_bit) as f32;
-    out.clear();
-    out.resize(len * n_chan_bin * 2, 0);
-    out.par_chunks_mut(ROWS_PER_TASK * n_chan_bin * 2).enumerate().for_each(|(task, bytes)| {
+    let mut values = vec![0i16; len * n_chan_bin];
+    values.par_chunks_mut(ROWS_PER_TASK * n_chan_bin).enumerate().for_each(|(task, rows)| {
         let t0 = task * ROWS_PER_TASK;
-        for (c, &row) in channel_map.iter().enumerate() {
-            let src = &block[c * len + t0..c * len + t0 + bytes.len() / (2 * n_chan_bin)];
-            for (t, &v) in src.iter().enumerate() {
-                let at = 2 * (t * n_chan_bin + row as usize);
-                bytes[at..at + 2].copy_from_slice(&round_to_i16(v * inv).to_le_bytes());
+        let n_rows = rows.len() / n_chan_bin;
+        for (c, &column) in channel_map.iter().enumerate() {
+            let src = &block[c * len + t0..c * len + t0 + n_rows];
+            for (dst, &v) in rows[column as usize..].iter_mut().step_by(n_chan_bin).zip(src) {
+                *dst = round_to_i16(v * inv);
             }
         }
     });
+    out.clear();
+    out.reserve(values.len() * 2);
+    out.extend(values.iter().flat_map(|v| v.to_le_bytes()));
 }
 
 /// Rounds half away from zero and saturates (`as` saturates; adding ±0.5 avoids a libm call).
