@@ -20,7 +20,9 @@
 pub mod error;
 pub mod io;
 pub mod plan;
+pub mod preprocess;
 pub mod probe;
+pub mod progress;
 pub mod settings;
 
 pub use error::{Error, Result};

@@ -1,0 +1,105 @@
+//! Preprocessing: sign, mean removal, common median reference, high-pass, artifact blanking and
+//! local whitening of each padded batch (Kilosort4's `BinaryFiltered.filter`, spec §2.3, §4).
+//!
+//! [`Preprocessor::fit`] reads every `nskip`-th batch once to estimate the whitening matrix;
+//! [`Preprocessor::apply`] then turns any raw padded batch into whitened data.
+
+mod car;
+mod highpass;
+mod whiten;
+
+use ndarray::{Array2, s};
+
+pub use car::{common_median_reference, remove_channel_means};
+pub use highpass::{HighPass, KILOSORT4_KERNEL_LEN, WRAP_SAMPLES};
+pub use whiten::{CovarianceSum, Whitening, nearest_channels};
+
+use crate::io::BatchReader;
+use crate::plan::Plan;
+use crate::progress::Progress;
+
+/// Learned preprocessing: the filter chain and the whitening matrix.
+#[derive(Debug, Clone)]
+pub struct Preprocessor {
+    /// The high-pass filter (`None` when `highpass_cutoff` is 0).
+    pub highpass: Option<HighPass>,
+    /// Subtract the median across channels at every sample.
+    pub do_car: bool,
+    /// Multiply data by −1 first (applied in every stage, see docs/differences.md).
+    pub invert_sign: bool,
+    /// Batches whose filtered data reach this absolute value are zeroed.
+    pub artifact_threshold: f32,
+    /// Local whitening.
+    pub whitening: Whitening,
+    /// Batches the covariance was averaged over.
+    pub covariance_batches: usize,
+}
+
+impl Preprocessor {
+    /// Estimates the whitening matrix from every `nskip`-th batch of `reader`.
+    ///
+    /// Like Kilosort4 the last batch is left out of the covariance (it may be short), except
+    /// when it is the only one: then it is used rather than giving NaN.
+    pub fn fit(reader: &BatchReader, plan: &Plan, progress: &dyn Progress) -> Self {
+        let s = &plan.settings;
+        let mut pre = Preprocessor {
+            highpass: (s.highpass_cutoff > 0.0).then(|| HighPass::butterworth(s.highpass_cutoff, s.fs)),
+            do_car: s.do_car,
+            invert_sign: s.invert_sign,
+            artifact_threshold: s.artifact_threshold as f32,
+            whitening: Whitening::from_matrix(Array2::eye(plan.n_channels())),
+            covariance_batches: 0,
+        };
+        let n_batches = reader.n_batches();
+        let used: Vec<usize> = (0..n_batches.saturating_sub(1).max(1)).step_by(s.nskip.max(1)).collect();
+        progress.start("computing whitening matrix", used.len() as u64);
+        let pad = plan.layout.pad;
+        let mut covariance = CovarianceSum::new(plan.n_channels());
+        for &b in &used {
+            let mut batch = reader.read(b).data;
+            if pre.filter(&mut batch) {
+                // Only columns holding real samples: a recording shorter than one batch has
+                // repeated edge values after its end, which would dilute the covariance.
+                let real = plan.layout.batch_size.min((plan.layout.n_samples() - batch_start(plan, b)) as usize);
+                covariance.add(batch.slice(s![.., pad..pad + real]));
+            }
+            progress.advance(1);
+        }
+        progress.finish();
+        let mean = if covariance.batches() > 0 { covariance.mean() } else { Array2::eye(plan.n_channels()) };
+        pre.whitening = Whitening::local(&mean, &plan.probe, s.whitening_range);
+        pre.covariance_batches = covariance.batches();
+        pre
+    }
+
+    /// Sign, mean removal, CAR, high-pass and artifact check, in place. Returns false (and
+    /// leaves zeros) when the batch is an artifact.
+    pub fn filter(&self, batch: &mut Array2<f32>) -> bool {
+        if self.invert_sign {
+            batch.mapv_inplace(|v| -v);
+        }
+        remove_channel_means(batch.view_mut());
+        if self.do_car {
+            common_median_reference(batch.view_mut());
+        }
+        if let Some(hp) = &self.highpass {
+            hp.apply(batch.view_mut());
+        }
+        if self.artifact_threshold.is_finite() && batch.iter().any(|v| v.abs() >= self.artifact_threshold) {
+            batch.fill(0.0);
+            return false;
+        }
+        true
+    }
+
+    /// Filters `batch` in place and writes the whitened result into `out` (same shape).
+    pub fn apply(&self, batch: &mut Array2<f32>, out: &mut Array2<f32>) {
+        self.filter(batch);
+        self.whitening.apply(batch.view(), out.view_mut());
+    }
+}
+
+/// First window sample (relative to `imin`) of batch `b`'s unpadded part.
+fn batch_start(plan: &Plan, b: usize) -> u64 {
+    (plan.layout.raw_index(b) * plan.layout.batch_size) as u64
+}
