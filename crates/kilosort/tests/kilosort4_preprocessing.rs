@@ -104,3 +104,29 @@ fn single_batch_recording_whitens_without_nan() {
     let variance = out.slice(s![.., 61..5061]).iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / (32.0 * 5000.0);
     assert!((variance - 1.0).abs() < 0.2, "whitened variance {variance}");
 }
+
+#[test]
+fn preprocessed_copy_holds_each_whitened_batch() {
+    let f = fixture();
+    let reader = BatchReader::new(&f.recording, f.plan.layout, f.plan.probe.channel_map.clone(), None, None);
+    let pre = Preprocessor::fit(&reader, &f.plan, &NoProgress);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("temp_wh.dat");
+    kilosort::preprocess::save_preprocessed_copy(&reader, &pre, &f.plan, &path, &NoProgress).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(bytes.len(), 20 * 6000 * 32 * 2);
+    let value = |sample: usize, channel: usize| {
+        let at = 2 * (sample * 32 + channel);
+        i16::from_le_bytes([bytes[at], bytes[at + 1]]) as f32 / kilosort::preprocess::INT16_SCALE
+    };
+    // Away from batch boundaries the file holds batch 3's whitened samples.
+    let mut raw = reader.read(3).data;
+    let mut out = Array2::zeros(raw.dim());
+    pre.apply(&mut raw, &mut out);
+    for sample in [3 * 6000 + 100, 3 * 6000 + 3000, 4 * 6000 - 100] {
+        for channel in [0, 17, 31] {
+            let expected = out[[channel, sample - 3 * 6000 + 61]];
+            assert!((value(sample, channel) - expected).abs() <= 0.5 / 200.0 + 1e-6, "sample {sample} ch {channel}");
+        }
+    }
+}

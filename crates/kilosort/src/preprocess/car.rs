@@ -1,13 +1,19 @@
 //! Per-channel mean removal and common (median) average referencing.
 
 use ndarray::{ArrayViewMut2, Axis};
+use rayon::prelude::*;
 
 /// Subtracts each channel's mean over the buffer (Kilosort4 does this before CAR).
 pub fn remove_channel_means(mut data: ArrayViewMut2<f32>) {
-    for mut row in data.rows_mut() {
-        let mean = (row.iter().map(|&v| v as f64).sum::<f64>() / row.len() as f64) as f32;
+    data.axis_iter_mut(Axis(0)).into_par_iter().for_each(|mut row| {
+        // f32 partial sums over short chunks vectorise; the total is kept in f64.
+        let sum: f64 = row.as_slice().map_or_else(
+            || row.iter().map(|&v| v as f64).sum(),
+            |r| r.chunks(256).map(|c| c.iter().sum::<f32>() as f64).sum(),
+        );
+        let mean = (sum / row.len() as f64) as f32;
         row.iter_mut().for_each(|v| *v -= mean);
-    }
+    });
 }
 
 /// Subtracts, at every sample, the median across channels: the lower of the two middle values
@@ -18,13 +24,18 @@ pub fn common_median_reference(mut data: ArrayViewMut2<f32>) {
         return;
     }
     let rank = (n_chan - 1) / 2;
-    let mut column = vec![0.0f32; n_chan];
-    for mut samples in data.axis_iter_mut(Axis(1)) {
-        column.iter_mut().zip(samples.iter()).for_each(|(c, &v)| *c = v);
-        let (_, &mut median, _) = column.select_nth_unstable_by(rank, f32::total_cmp);
-        samples.iter_mut().for_each(|v| *v -= median);
-    }
+    data.axis_chunks_iter_mut(Axis(1), COLUMNS_PER_TASK).into_par_iter().for_each(|mut block| {
+        let mut column = vec![0.0f32; n_chan];
+        for mut samples in block.axis_iter_mut(Axis(1)) {
+            column.iter_mut().zip(samples.iter()).for_each(|(c, &v)| *c = v);
+            let (_, &mut median, _) = column.select_nth_unstable_by(rank, f32::total_cmp);
+            samples.iter_mut().for_each(|v| *v -= median);
+        }
+    });
 }
+
+/// Samples per parallel task of the median reference.
+const COLUMNS_PER_TASK: usize = 2048;
 
 #[cfg(test)]
 mod tests {

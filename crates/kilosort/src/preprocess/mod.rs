@@ -6,12 +6,14 @@
 
 mod car;
 mod highpass;
+mod save;
 mod whiten;
 
 use ndarray::{Array2, s};
 
 pub use car::{common_median_reference, remove_channel_means};
 pub use highpass::{HighPass, KILOSORT4_KERNEL_LEN, WRAP_SAMPLES};
+pub use save::{INT16_SCALE, PreprocessedWriter};
 pub use whiten::{CovarianceSum, Whitening, nearest_channels};
 
 use crate::io::BatchReader;
@@ -97,6 +99,31 @@ impl Preprocessor {
         self.filter(batch);
         self.whitening.apply(batch.view(), out.view_mut());
     }
+}
+
+/// Writes the whole recording, preprocessed, as `temp_wh.dat` (Kilosort4's
+/// `save_preprocessed_copy`): batches are read, filtered and whitened one at a time.
+pub fn save_preprocessed_copy(
+    reader: &BatchReader,
+    pre: &Preprocessor,
+    plan: &Plan,
+    path: &std::path::Path,
+    progress: &dyn Progress,
+) -> crate::Result<()> {
+    let n_chan_bin = plan.settings.n_chan_bin.expect("a plan has n_chan_bin");
+    let mut writer =
+        PreprocessedWriter::create(path, &plan.probe.channel_map, n_chan_bin, plan.layout.batch_size, plan.layout.pad)?;
+    let n = reader.n_batches();
+    progress.start("saving preprocessed copy", n as u64);
+    let mut out = Array2::zeros((plan.n_channels(), plan.layout.padded_len()));
+    for b in 0..n {
+        let mut batch = reader.read(b).data;
+        pre.apply(&mut batch, &mut out);
+        writer.push(out.view(), b + 1 == n)?;
+        progress.advance(1);
+    }
+    progress.finish();
+    writer.finish()
 }
 
 /// First window sample (relative to `imin`) of batch `b`'s unpadded part.
