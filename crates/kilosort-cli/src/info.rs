@@ -3,50 +3,63 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
+use kilosort::Plan;
 use kilosort::io::{BatchReader, BinaryRecording};
-use kilosort::{Plan, Probe};
+use kilosort::preprocess::Preprocessor;
+use kilosort::progress::NoProgress;
 
 use crate::probe_cmd::describe_probe;
+use crate::session::{Session, robust_sd};
 use crate::settings_args::SettingsArgs;
 
 /// At most this many batches, spread over the recording, are read for the RMS summary.
 const RMS_BATCHES: usize = 8;
 
-pub fn run(files: &[PathBuf], probe_arg: Option<&str>, args: &SettingsArgs) -> Result<()> {
-    let mut settings = args.resolve()?;
-    settings.filename = expand_folder(files)?;
-    settings.validate("command line")?;
-    let n_chan_bin = settings.n_chan_bin.expect("validated");
-    let recording = BinaryRecording::open(&settings.filename, n_chan_bin, settings.data_dtype)?;
-    let (probe, probe_name) = match probe_arg {
-        Some(arg) => (Probe::from_name_or_path(arg)?, arg.to_string()),
-        None => (every_channel(n_chan_bin), "none given: all channels in file order".to_string()),
-    };
-    let plan = Plan::new(&settings, &probe, &recording)?;
-    print_summary(&recording, &plan, &probe_name);
-    let reader = BatchReader::new(
-        &recording,
-        plan.layout,
-        plan.probe.channel_map.clone(),
-        plan.settings.scale,
-        plan.settings.shift,
-    );
-    print_rms(&reader, &plan);
+pub fn run(files: &[PathBuf], probe_arg: Option<&str>, args: &SettingsArgs, preprocessed: bool) -> Result<()> {
+    let session = Session::open(files, probe_arg, args)?;
+    print_summary(&session.recording, &session.plan, &session.probe_name);
+    let reader = session.reader();
+    print_rms(&reader, &session.plan);
+    if preprocessed {
+        print_whitened_noise(&reader, &session.plan);
+    }
     Ok(())
 }
 
-fn expand_folder(files: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    match files {
-        [one] if one.is_dir() => Ok(vec![kilosort::io::find_binary(one)?]),
-        _ => Ok(files.to_vec()),
-    }
+/// Batches spread evenly over the recording, at most `RMS_BATCHES`.
+fn sample_batches(n_batches: usize) -> Vec<usize> {
+    let k = RMS_BATCHES.min(n_batches);
+    (0..k).map(|i| i * n_batches / k).collect()
 }
 
-/// A stand-in probe when none is given: every file row, on a vertical line 20 µm apart.
-fn every_channel(n: usize) -> Probe {
-    let channels = (0..n as u32).collect();
-    let y = (0..n).map(|i| 20.0 * i as f32).collect();
-    Probe::new("all channels", channels, vec![0.0; n], y, vec![0.0; n], n).expect("a plain list of channels is valid")
+/// Per-channel noise after filtering and whitening: ≈ 1 everywhere when whitening worked; far
+/// from 1 flags dead, noisy or mis-mapped channels.
+fn print_whitened_noise(reader: &BatchReader, plan: &Plan) {
+    let pre = Preprocessor::fit(reader, plan, &NoProgress);
+    let pad = plan.layout.pad;
+    let mut per_channel: Vec<Vec<f32>> = vec![Vec::new(); plan.n_channels()];
+    let mut out = ndarray::Array2::zeros((plan.n_channels(), plan.layout.padded_len()));
+    for b in sample_batches(reader.n_batches()) {
+        let mut batch = reader.read(b).data;
+        pre.apply(&mut batch, &mut out);
+        for (c, row) in out.rows().into_iter().enumerate() {
+            per_channel[c].extend(row.iter().skip(pad).take(row.len() - 2 * pad));
+        }
+    }
+    let mut noise: Vec<(f64, u32)> =
+        per_channel.iter().zip(&plan.probe.channel_map).map(|(v, &c)| (robust_sd(v), c)).collect();
+    println!(
+        "whitened    covariance from {} batches; noise SD per channel after filtering + whitening:",
+        pre.covariance_batches
+    );
+    let odd: Vec<String> =
+        noise.iter().filter(|(sd, _)| !(0.5..=2.0).contains(sd)).map(|(sd, c)| format!("{c} ({sd:.2})")).collect();
+    noise.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (lo, mid, hi) = (noise[0], noise[noise.len() / 2], noise[noise.len() - 1]);
+    println!("            min {:.3} (ch {}), median {:.3}, max {:.3} (ch {})", lo.0, lo.1, mid.0, hi.0, hi.1);
+    if !odd.is_empty() {
+        println!("            channels far from 1 (dead, noisy or mis-mapped?): {}", odd.join(", "));
+    }
 }
 
 fn print_summary(recording: &BinaryRecording, plan: &Plan, probe_name: &str) {

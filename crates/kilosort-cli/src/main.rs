@@ -5,8 +5,10 @@ mod compare;
 mod info;
 mod probe_cmd;
 mod probe_plot;
+mod session;
 mod settings_args;
 mod simulate;
+mod view;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,9 +35,14 @@ enum Command {
         /// Probe file (.json/.mat/.prb) or built-in name (see `kilosort-rs probe list`).
         #[arg(long)]
         probe: Option<String>,
+        /// Also fit the preprocessing and report each channel's noise after whitening.
+        #[arg(long)]
+        preprocessed: bool,
         #[command(flatten)]
         settings: SettingsArgs,
     },
+    /// Draw a time window of the data, raw or preprocessed, as a PNG heatmap.
+    View(view::ViewArgs),
     /// Inspect and convert probe files.
     #[command(subcommand)]
     Probe(probe_cmd::ProbeCommand),
@@ -50,8 +57,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Info { files, probe, settings } => info::run(&files, probe.as_deref(), &settings),
+        Command::Info { files, probe, preprocessed, settings } => {
+            info::run(&files, probe.as_deref(), &settings, preprocessed)
+        }
         Command::Probe(cmd) => probe_cmd::run(cmd),
+        Command::View(args) => view::run(&args),
         Command::Simulate(args) => simulate::run(&args),
         Command::Compare(args) => compare::run(&args),
         Command::Settings => {

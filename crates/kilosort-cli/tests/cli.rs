@@ -136,3 +136,24 @@ fn help_comes_from_the_parameter_table() {
     let out = ok(&["settings"]);
     assert!(out.contains("cluster_init_seed") && out.contains("default 5"), "{out}");
 }
+
+#[test]
+fn info_preprocessed_and_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = recording(dir.path(), 16, 90_000);
+    let rec = rec.to_str().unwrap();
+    let out = ok(&["info", rec, "--n-chan-bin", "16", "--probe", "linear16", "--preprocessed"]);
+    assert!(out.contains("whitened    covariance from 1 batches"), "{out}");
+    assert!(out.contains("noise SD per channel after filtering + whitening"), "{out}");
+    for extra in [&[][..], &["--preprocessed"][..]] {
+        let png = dir.path().join("view.png");
+        let png_arg = png.to_str().unwrap();
+        let mut args = vec!["view", rec, "--n-chan-bin", "16", "--start", "0.5", "--duration", "0.2", "--png", png_arg];
+        args.extend_from_slice(extra);
+        ok(&args);
+        let bytes = std::fs::read(&png).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG") && bytes.len() > 5000, "a real PNG");
+    }
+    let msg = fails(&["view", rec, "--n-chan-bin", "16", "--start", "10"]);
+    assert!(msg.contains("rec.bin") && msg.contains("tmin"), "{msg}");
+}
