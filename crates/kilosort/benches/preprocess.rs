@@ -55,6 +55,7 @@ fn run(recording: &BinaryRecording, plan: &Plan, seconds: f64, threads: usize) {
         apply_s += t1.elapsed().as_secs_f64();
     }
     let batch_s = plan.layout.batch_size as f64 / plan.settings.fs;
+    let steps = step_times(&reader, &pre);
     println!(
         "threads {threads}: fit {fit:.2} s ({:.0}× real time, {} covariance batches); per {batch_s:.0} s batch: read {:.3} s, \
          filter+whiten {:.3} s ({:.1}× real time)",
@@ -64,6 +65,29 @@ fn run(recording: &BinaryRecording, plan: &Plan, seconds: f64, threads: usize) {
         apply_s / n as f64,
         batch_s * n as f64 / apply_s
     );
+    println!("           steps: {steps}");
+}
+
+/// Seconds of each step on batch 0: mean removal, CAR, high-pass, whitening.
+fn step_times(reader: &BatchReader, pre: &Preprocessor) -> String {
+    use kilosort::preprocess::{common_median_reference, remove_channel_means};
+    let mut batch = reader.read(0).data;
+    let mut out = Array2::zeros(batch.dim());
+    let mut lap = Instant::now();
+    let mut next = |name: &str| {
+        let s = format!("{name} {:.3} s", lap.elapsed().as_secs_f64());
+        lap = Instant::now();
+        s
+    };
+    remove_channel_means(batch.view_mut());
+    let means = next("means");
+    common_median_reference(batch.view_mut());
+    let car = next("CAR");
+    pre.highpass.as_ref().expect("default settings filter").apply(batch.view_mut());
+    let filter = next("high-pass");
+    pre.whitening.apply(batch.view(), out.view_mut());
+    let whiten = next("whitening");
+    [means, car, filter, whiten].join(", ")
 }
 
 /// The benchmark recording: `$KS_BENCH_RECORDING`, or generated noise (kept alive by the guard).

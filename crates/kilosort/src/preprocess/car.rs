@@ -25,14 +25,30 @@ pub fn common_median_reference(mut data: ArrayViewMut2<f32>) {
     }
     let rank = (n_chan - 1) / 2;
     data.axis_chunks_iter_mut(Axis(1), COLUMNS_PER_TASK).into_par_iter().for_each(|mut block| {
-        let mut column = vec![0.0f32; n_chan];
-        for mut samples in block.axis_iter_mut(Axis(1)) {
-            column.iter_mut().zip(samples.iter()).for_each(|(c, &v)| *c = v);
-            let (_, &mut median, _) = column.select_nth_unstable_by(rank, f32::total_cmp);
-            samples.iter_mut().for_each(|v| *v -= median);
+        // Gather a few columns at a time row by row (contiguous reads), rather than walking
+        // down each column across rows a whole batch apart.
+        let mut columns = vec![0.0f32; GATHER * n_chan];
+        let mut medians = [0.0f32; GATHER];
+        for mut sub in block.axis_chunks_iter_mut(Axis(1), GATHER) {
+            let width = sub.ncols();
+            for (c, row) in sub.rows().into_iter().enumerate() {
+                for (j, &v) in row.iter().enumerate() {
+                    columns[j * n_chan + c] = v;
+                }
+            }
+            for (j, median) in medians.iter_mut().enumerate().take(width) {
+                let column = &mut columns[j * n_chan..(j + 1) * n_chan];
+                *median = *column.select_nth_unstable_by(rank, f32::total_cmp).1;
+            }
+            for mut row in sub.rows_mut() {
+                row.iter_mut().zip(&medians).for_each(|(v, m)| *v -= m);
+            }
         }
     });
 }
+
+/// Columns gathered together for the median.
+const GATHER: usize = 64;
 
 /// Samples per parallel task of the median reference.
 const COLUMNS_PER_TASK: usize = 2048;
@@ -58,5 +74,24 @@ mod tests {
         let mut even = array![[4.0f32], [1.0], [3.0], [2.0]];
         common_median_reference(even.view_mut());
         assert_eq!(even, array![[2.0], [-1.0], [1.0], [0.0]]);
+    }
+
+    #[test]
+    fn blocked_median_equals_a_plain_one() {
+        let (n_chan, len) = (7, 300);
+        let mut state = 5u64;
+        let original = ndarray::Array2::from_shape_fn((n_chan, len), |_| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+            (state >> 40) as f32
+        });
+        let mut x = original.clone();
+        common_median_reference(x.view_mut());
+        for t in 0..len {
+            let mut column: Vec<f32> = original.column(t).to_vec();
+            column.sort_by(f32::total_cmp);
+            for c in 0..n_chan {
+                assert_eq!(x[[c, t]], original[[c, t]] - column[3]);
+            }
+        }
     }
 }

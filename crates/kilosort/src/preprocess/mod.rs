@@ -130,3 +130,47 @@ pub fn save_preprocessed_copy(
 fn batch_start(plan: &Plan, b: usize) -> u64 {
     (plan.layout.raw_index(b) * plan.layout.batch_size) as u64
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn preprocessor(artifact_threshold: f32) -> Preprocessor {
+        Preprocessor {
+            highpass: Some(HighPass::butterworth(300.0, 30000.0)),
+            do_car: true,
+            invert_sign: false,
+            artifact_threshold,
+            whitening: Whitening::from_matrix(Array2::eye(3)),
+            covariance_batches: 0,
+        }
+    }
+
+    fn batch_with_spike(height: f32) -> Array2<f32> {
+        let mut batch = Array2::from_shape_fn((3, 500), |(c, t)| ((t * 7 + c * 3) % 11) as f32 - 5.0);
+        batch[[1, 250]] += height;
+        batch
+    }
+
+    #[test]
+    fn artifact_batches_are_zeroed_and_others_kept() {
+        let mut quiet = batch_with_spike(100.0);
+        assert!(preprocessor(1000.0).filter(&mut quiet), "below the threshold");
+        assert!(quiet.iter().any(|&v| v != 0.0));
+        let mut loud = batch_with_spike(5000.0);
+        assert!(!preprocessor(1000.0).filter(&mut loud), "above the threshold");
+        assert!(loud.iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
+    fn invert_sign_flips_the_filtered_output() {
+        let mut plain = batch_with_spike(300.0);
+        let mut flipped = plain.clone();
+        preprocessor(f32::INFINITY).filter(&mut plain);
+        Preprocessor { invert_sign: true, ..preprocessor(f32::INFINITY) }.filter(&mut flipped);
+        // The median of 3 channels commutes with negation, so the whole chain is odd.
+        for (a, b) in plain.iter().zip(&flipped) {
+            assert!((a + b).abs() < 1e-4, "{a} vs {b}");
+        }
+    }
+}
