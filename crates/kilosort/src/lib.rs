@@ -24,6 +24,7 @@ pub mod preprocess;
 pub mod probe;
 pub mod progress;
 pub mod settings;
+pub mod simd;
 
 pub use error::{Error, Result};
 pub use plan::Plan;

@@ -84,20 +84,7 @@ pub fn fill_group(sources: &mut [NoiseSource], rows: &mut [&mut [f32]]) {
 }
 
 fn filter_lanes(sources: &mut [NoiseSource], rows: &mut [&mut [f32]]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2, checked just above.
-        return unsafe { filter_lanes_avx2(sources, rows) };
-    }
-    filter_lanes_portable(sources, rows)
-}
-
-/// The same code compiled for 8-wide vectors. Rust never fuses `a * b + c` into one rounding,
-/// so the output is bit-identical to the portable version.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn filter_lanes_avx2(sources: &mut [NoiseSource], rows: &mut [&mut [f32]]) {
-    filter_lanes_portable(sources, rows)
+    kilosort::simd::with_avx2(|| filter_lanes_portable(sources, rows))
 }
 
 #[inline(always)]

@@ -231,25 +231,7 @@ fn mix_channel<'r>(
     sources: impl Iterator<Item = (&'r [f32], f32)>,
     offset: f32,
 ) -> f64 {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2, checked just above.
-        return unsafe { mix_channel_avx2(out, common, common_uv, sources, offset) };
-    }
-    mix_channel_portable(out, common, common_uv, sources, offset)
-}
-
-/// 8-wide build of the same code (no fused multiply-add, so bit-identical results).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn mix_channel_avx2<'r>(
-    out: &mut [f32],
-    common: &[f32],
-    common_uv: f32,
-    sources: impl Iterator<Item = (&'r [f32], f32)>,
-    offset: f32,
-) -> f64 {
-    mix_channel_portable(out, common, common_uv, sources, offset)
+    kilosort::simd::with_avx2(|| mix_channel_portable(out, common, common_uv, sources, offset))
 }
 
 #[inline(always)]

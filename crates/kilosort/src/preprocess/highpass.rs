@@ -107,19 +107,7 @@ impl HighPass {
     }
 
     fn filter_lanes(&self, lanes: &mut [[f32; LANES]]) {
-        #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2, checked just above.
-            return unsafe { self.filter_lanes_avx2(lanes) };
-        }
-        self.filter_lanes_portable(lanes)
-    }
-
-    /// 8-wide build of the same code. Rust never fuses `a * b + c`, so results are identical.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn filter_lanes_avx2(&self, lanes: &mut [[f32; LANES]]) {
-        self.filter_lanes_portable(lanes)
+        crate::simd::with_avx2(|| self.filter_lanes_portable(lanes))
     }
 
     #[inline(always)]

@@ -129,20 +129,9 @@ impl Whitening {
     }
 }
 
-/// `y = Σ wₖ·xₖ`, compiled 8-wide where the CPU allows (no fused multiply-add, same results).
+/// `y = Σ wₖ·xₖ`, with AVX2 where available.
 fn weighted_sum(y: &mut [f32], inputs: &[(f32, &[f32])]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2, checked just above.
-        return unsafe { weighted_sum_avx2(y, inputs) };
-    }
-    weighted_sum_portable(y, inputs)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn weighted_sum_avx2(y: &mut [f32], inputs: &[(f32, &[f32])]) {
-    weighted_sum_portable(y, inputs)
+    crate::simd::with_avx2(|| weighted_sum_portable(y, inputs))
 }
 
 /// Four inputs per pass over `y`, so `y` is loaded and stored a quarter as often.
