@@ -157,3 +157,41 @@ fn info_preprocessed_and_view() {
     let msg = fails(&["view", rec, "--n-chan-bin", "16", "--start", "10"]);
     assert!(msg.contains("rec.bin") && msg.contains("tmin"), "{msg}");
 }
+
+#[test]
+fn simulate_then_compare_ground_truth_with_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = dir.path().join("sim");
+    let sim_arg = sim.to_str().unwrap();
+    let out = ok(&["simulate", sim_arg, "--preset", "tetrode-like", "--duration", "5", "--seed", "3"]);
+    assert!(out.contains("4 channels, 5.0 s"), "{out}");
+    for file in [
+        "recording.bin",
+        "probe.json",
+        "gt_spike_times.npy",
+        "gt_spike_clusters.npy",
+        "gt_units.json",
+        "simulation.json",
+    ] {
+        assert!(sim.join(file).exists(), "{file} missing");
+    }
+    let msg = fails(&["simulate", sim_arg, "--preset", "tetrode-like", "--duration", "5"]);
+    assert!(msg.contains("already exists") && msg.contains("--overwrite"), "{msg}");
+    let msg = fails(&["simulate", dir.path().join("x").to_str().unwrap(), "--preset", "np9"]);
+    assert!(msg.contains("unknown preset `np9`") && msg.contains("np1-384-drift"), "{msg}");
+
+    // A "sorting" that is the ground truth itself scores 1 everywhere.
+    let sorted = dir.path().join("sorted");
+    std::fs::create_dir(&sorted).unwrap();
+    std::fs::copy(sim.join("gt_spike_times.npy"), sorted.join("spike_times.npy")).unwrap();
+    std::fs::copy(sim.join("gt_spike_clusters.npy"), sorted.join("spike_clusters.npy")).unwrap();
+    let out = ok(&["compare", "--gt", sim_arg, "--sorted", sorted.to_str().unwrap()]);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sorted.join("comparison.json")).unwrap()).unwrap();
+    let n_gt = report["n_gt_units"].as_u64().unwrap();
+    assert!(n_gt >= 4, "{out}");
+    assert_eq!(report["well_detected"].as_u64(), Some(n_gt), "{out}");
+    assert_eq!(report["accuracy_mean"].as_f64(), Some(1.0));
+    let msg = fails(&["compare", "--gt", sim_arg, "--sorted", dir.path().join("nothing").to_str().unwrap()]);
+    assert!(msg.contains("nothing"), "{msg}");
+}
