@@ -17,6 +17,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod detect;
 pub mod error;
 pub mod io;
 pub mod plan;
