@@ -17,6 +17,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod cluster;
 pub mod detect;
 pub mod error;
 pub mod io;
