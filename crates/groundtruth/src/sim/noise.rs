@@ -83,8 +83,9 @@ pub fn fill_group(sources: &mut [NoiseSource], rows: &mut [&mut [f32]]) {
     }
 }
 
-fn filter_lanes(sources: &mut [NoiseSource], rows: &mut [&mut [f32]]) {
-    kilosort::simd::with_avx2(|| filter_lanes_portable(sources, rows))
+kilosort::avx2_dispatch! {
+    /// Filters up to `LANES` sources in lockstep.
+    fn filter_lanes(sources: &mut [NoiseSource], rows: &mut [&mut [f32]]) => filter_lanes_portable
 }
 
 #[inline(always)]

@@ -222,16 +222,16 @@ impl<'a> Renderer<'a> {
     }
 }
 
-/// Writes one channel's noise: common mode + weighted neighbour sources, returns the sum of
-/// squares (before the DC offset, which is then added).
-fn mix_channel<'r>(
-    out: &mut [f32],
-    common: &[f32],
-    common_uv: f32,
-    sources: impl Iterator<Item = (&'r [f32], f32)>,
-    offset: f32,
-) -> f64 {
-    kilosort::simd::with_avx2(|| mix_channel_portable(out, common, common_uv, sources, offset))
+kilosort::avx2_dispatch! {
+    /// Writes one channel's noise: common mode + weighted neighbour sources, returns the sum of
+    /// squares (before the DC offset, which is then added).
+    fn mix_channel<'r>(
+        out: &mut [f32],
+        common: &[f32],
+        common_uv: f32,
+        sources: impl Iterator<Item = (&'r [f32], f32)>,
+        offset: f32,
+    ) -> f64 => mix_channel_portable
 }
 
 #[inline(always)]

@@ -107,22 +107,27 @@ impl HighPass {
     }
 
     fn filter_lanes(&self, lanes: &mut [[f32; LANES]]) {
-        crate::simd::with_avx2(|| self.filter_lanes_portable(lanes))
-    }
-
-    #[inline(always)]
-    fn filter_lanes_portable(&self, lanes: &mut [[f32; LANES]]) {
-        for section in self.sections {
-            run_section_lanes(section, lanes.iter_mut());
-        }
-        for section in self.sections {
-            run_section_lanes(section, lanes.iter_mut().rev());
-        }
+        filter_lanes(&self.sections, lanes)
     }
 
     /// What the filter is, for logs.
     pub fn describe(&self) -> String {
         format!("{ORDER_NOTE}, {} Hz at {} Hz, zero-phase", self.cutoff_hz, self.fs)
+    }
+}
+
+crate::avx2_dispatch! {
+    /// Forward then backward through the sections, every lane at once.
+    fn filter_lanes(sections: &[Section; 2], lanes: &mut [[f32; LANES]]) => filter_lanes_portable
+}
+
+#[inline(always)]
+fn filter_lanes_portable(sections: &[Section; 2], lanes: &mut [[f32; LANES]]) {
+    for &section in sections {
+        run_section_lanes(section, lanes.iter_mut());
+    }
+    for &section in sections {
+        run_section_lanes(section, lanes.iter_mut().rev());
     }
 }
 

@@ -108,12 +108,14 @@ impl Whitening {
             .into_par_iter()
             .zip(data.axis_chunks_iter(Axis(1), TIME_CHUNK))
             .for_each(|(mut out, data)| {
+                let mut inputs: Vec<(f32, &[f32])> = Vec::new();
                 for (mut y, row) in out.rows_mut().into_iter().zip(&self.rows) {
                     let y = y.as_slice_mut().expect("rows of a time chunk are contiguous");
-                    let inputs: Vec<(f32, &[f32])> = row
-                        .iter()
-                        .map(|&(k, w)| (w, data.row(k).to_slice().expect("rows of a time chunk are contiguous")))
-                        .collect();
+                    inputs.clear();
+                    inputs.extend(
+                        row.iter()
+                            .map(|&(k, w)| (w, data.row(k).to_slice().expect("rows of a time chunk are contiguous"))),
+                    );
                     weighted_sum(y, &inputs);
                 }
             });
@@ -129,9 +131,9 @@ impl Whitening {
     }
 }
 
-/// `y = Σ wₖ·xₖ`, with AVX2 where available.
-fn weighted_sum(y: &mut [f32], inputs: &[(f32, &[f32])]) {
-    crate::simd::with_avx2(|| weighted_sum_portable(y, inputs))
+crate::avx2_dispatch! {
+    /// `y = Σ wₖ·xₖ`, with AVX2 where available.
+    fn weighted_sum(y: &mut [f32], inputs: &[(f32, &[f32])]) => weighted_sum_portable
 }
 
 /// Four inputs per pass over `y`, so `y` is loaded and stored a quarter as often.
