@@ -137,6 +137,26 @@ pub enum Error {
         /// How to provide it.
         fix: &'static str,
     },
+
+    /// A stage found nothing to work on (no spikes, no clusters).
+    #[error("{stage}: {detail}; {fix}")]
+    NoSpikes {
+        /// The pipeline stage.
+        stage: &'static str,
+        /// What was found, with the numbers.
+        detail: String,
+        /// What to check or change.
+        fix: String,
+    },
+
+    /// A feature of Kilosort4 that kilosort-rs does not provide.
+    #[error("{what} is not supported: {fix}")]
+    Unsupported {
+        /// The setting or feature.
+        what: String,
+        /// What to do instead.
+        fix: String,
+    },
 }
 
 fn hint_suffix(hint: &str) -> String {

@@ -49,10 +49,7 @@ mod tests {
 
     #[test]
     fn project_and_reconstruct_are_inverse_on_the_span() {
-        let basis = TemporalBasis {
-            pcs: array![[1.0, 0.0, 0.0], [0.0, 0.6, 0.8]],
-            templates: array![[0.0, 1.0, 0.0]],
-        };
+        let basis = TemporalBasis { pcs: array![[1.0, 0.0, 0.0], [0.0, 0.6, 0.8]], templates: array![[0.0, 1.0, 0.0]] };
         let w = array![2.0, 0.6, 0.8];
         let c = basis.project(w.view());
         assert_eq!(c, array![2.0, 1.0]);

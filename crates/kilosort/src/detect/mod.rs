@@ -1,9 +1,158 @@
-//! Spike detection with universal templates (spec §6): the temporal basis (`wPCA`, `wTEMP`),
-//! the template-position grid with its channel neighbourhoods and spatial envelopes, and the
-//! matching of every batch against them.
+//! Spike detection with universal templates (spec §6): the temporal basis (`wPCA`, `wTEMP`)
+//! learned from the data, the template-position grid with its channel neighbourhoods and
+//! spatial envelopes, and the matching of every batch against them.
+//!
+//! Batches come from a caller-supplied source (a closure returning the whitened — and, after
+//! drift estimation, drift-corrected — padded batch), so detection does not care how the data
+//! were prepared.
 
 mod basis;
 mod grid;
+mod learn;
+mod universal;
+
+use ndarray::{Array2, Array3};
+use rayon::prelude::*;
 
 pub use basis::TemporalBasis;
 pub use grid::{TemplateGrid, grid_axes, vertical_spacing};
+pub use learn::{MAX_SNIPPETS, SNIPPET_BATCH_STRIDE, isolated_snippets, learn_basis};
+pub use universal::{BatchDetections, UniversalMatcher};
+
+use crate::error::{Error, Result};
+use crate::plan::Plan;
+use crate::progress::Progress;
+
+/// Learns the temporal basis from isolated peaks of every 25th batch (spec §6.1).
+///
+/// `batch(b)` returns whitened padded batch `b`. Like Kilosort4, collection stops before the
+/// batch whose snippets would overflow [`MAX_SNIPPETS`].
+pub fn learn_temporal_basis(
+    batch: &(dyn Fn(usize) -> Array2<f32> + Sync),
+    plan: &Plan,
+    progress: &dyn Progress,
+) -> Result<TemporalBasis> {
+    let s = &plan.settings;
+    if !s.templates_from_data {
+        return Err(Error::Unsupported {
+            what: "templates_from_data = false".into(),
+            fix: "kilosort-rs learns the temporal templates from the data; leave templates_from_data at true".into(),
+        });
+    }
+    let used: Vec<usize> = (0..plan.layout.n_batches).step_by(SNIPPET_BATCH_STRIDE).collect();
+    progress.start("learning temporal templates", used.len() as u64);
+    let per_batch: Vec<Vec<Vec<f32>>> = used
+        .par_iter()
+        .map(|&b| {
+            let snippets = isolated_snippets(batch(b).view(), s.nt, plan.trough_index, s.th_single_ch as f32);
+            progress.advance(1);
+            snippets
+        })
+        .collect();
+    progress.finish();
+    let mut snippets = Vec::new();
+    for batch_snippets in per_batch {
+        if snippets.len() + batch_snippets.len() > MAX_SNIPPETS {
+            break;
+        }
+        snippets.extend(batch_snippets);
+    }
+    learn_basis(&snippets, s.nt, s.n_pcs, s.n_templates).ok_or_else(|| Error::NoSpikes {
+        stage: "learning temporal templates",
+        detail: format!(
+            "found {} isolated peaks above Th_single_ch = {} in batches {:?}, fewer than n_pcs = {} / \
+             n_templates = {}",
+            snippets.len(),
+            s.th_single_ch,
+            used,
+            s.n_pcs,
+            s.n_templates
+        ),
+        fix: "check that the recording holds spikes and that n_chan_bin, the probe and the dtype are right; \
+              lowering Th_single_ch finds smaller peaks"
+            .into(),
+    })
+}
+
+/// Every spike found by universal-template matching, over all batches, in time order.
+#[derive(Debug, Clone)]
+pub struct UniversalSpikes {
+    /// Sample of the detection (window centre), relative to the analysed window's start.
+    pub sample: Vec<i64>,
+    /// Batch index (among used batches).
+    pub batch: Vec<u32>,
+    /// Grid position (universal template) index.
+    pub template: Vec<u32>,
+    /// `size · n_templates + temporal template` of the best match.
+    pub kind: Vec<u16>,
+    /// Best |projection|, whitened-noise units.
+    pub amplitude: Vec<f32>,
+    /// Depth, µm (NaN when undefined, see [`BatchDetections::depth`]).
+    pub depth: Vec<f32>,
+    /// `(n, nearest_chans, n_pcs)` PC features on each template's channels (Kilosort4's `tF`).
+    #[doc(alias = "tF")]
+    pub features: Array3<f32>,
+}
+
+impl UniversalSpikes {
+    /// Number of spikes.
+    pub fn len(&self) -> usize {
+        self.sample.len()
+    }
+
+    /// True when nothing was detected.
+    pub fn is_empty(&self) -> bool {
+        self.sample.is_empty()
+    }
+}
+
+/// Runs universal-template detection over every batch (spec §6.4–6.6), batches in parallel.
+pub fn detect_spikes(
+    batch: &(dyn Fn(usize) -> Array2<f32> + Sync),
+    basis: &TemporalBasis,
+    grid: &TemplateGrid,
+    plan: &Plan,
+    progress: &dyn Progress,
+) -> UniversalSpikes {
+    let s = &plan.settings;
+    let matcher = UniversalMatcher::new(basis, grid, &plan.probe.y, plan.trough_index, s.th_universal);
+    let n_batches = plan.layout.n_batches;
+    progress.start("detecting spikes", n_batches as u64);
+    let found: Vec<BatchDetections> = (0..n_batches)
+        .into_par_iter()
+        .map(|b| {
+            let d = matcher.detect(batch(b).view());
+            progress.advance(1);
+            d
+        })
+        .collect();
+    progress.finish();
+    let n: usize = found.iter().map(|d| d.column.len()).sum();
+    let (n_chan, n_pcs) = (grid.channels.ncols(), basis.n_pcs());
+    let mut out = UniversalSpikes {
+        sample: Vec::with_capacity(n),
+        batch: Vec::with_capacity(n),
+        template: Vec::with_capacity(n),
+        kind: Vec::with_capacity(n),
+        amplitude: Vec::with_capacity(n),
+        depth: Vec::with_capacity(n),
+        features: Array3::zeros((0, n_chan, n_pcs)),
+    };
+    let mut features = Vec::with_capacity(n * n_chan * n_pcs);
+    let stride = (plan.layout.batch_size * s.batch_downsampling) as i64;
+    for (b, d) in found.into_iter().enumerate() {
+        let offset = b as i64 * stride - plan.layout.pad as i64;
+        out.sample.extend(d.column.iter().map(|&t| t as i64 + offset));
+        out.batch.extend(std::iter::repeat_n(b as u32, d.column.len()));
+        out.template.extend(d.template);
+        out.kind.extend(d.kind);
+        out.amplitude.extend(d.amplitude);
+        out.depth.extend(d.depth);
+        features.extend(d.features);
+    }
+    out.features = Array3::from_shape_vec((n, n_chan, n_pcs), features).expect("features of every spike");
+    out
+}
+
+#[cfg(test)]
+mod tests;
