@@ -5,9 +5,11 @@ mod compare;
 mod info;
 mod probe_cmd;
 mod probe_plot;
+mod progress_bar;
 mod session;
 mod settings_args;
 mod simulate;
+mod sort;
 mod view;
 
 use std::path::PathBuf;
@@ -27,6 +29,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Sort a recording into a Phy results folder.
+    Sort(Box<sort::SortArgs>),
     /// Describe a recording: duration, channels, batches, per-channel RMS, and the probe.
     Info {
         /// The binary recording(s), concatenated in time, or a folder holding one.
@@ -60,6 +64,7 @@ fn main() -> ExitCode {
         Command::Info { files, probe, preprocessed, settings } => {
             info::run(&files, probe.as_deref(), &settings, preprocessed)
         }
+        Command::Sort(args) => sort::run(&args),
         Command::Probe(cmd) => probe_cmd::run(cmd),
         Command::View(args) => view::run(&args),
         Command::Simulate(args) => simulate::run(&args),

@@ -21,12 +21,14 @@ pub mod cluster;
 pub mod detect;
 pub mod error;
 pub mod io;
+pub mod pipeline;
 pub mod plan;
 pub mod preprocess;
 pub mod probe;
 pub mod progress;
 pub mod settings;
 pub mod simd;
+pub mod timing;
 
 pub use error::{Error, Result};
 pub use plan::Plan;

@@ -48,6 +48,8 @@ pub struct UniversalMatcher<'a> {
     basis: &'a TemporalBasis,
     grid: &'a TemplateGrid,
     channel_depth: Vec<f32>,
+    /// Per grid position, its envelopes flattened `(size, channel)`.
+    envelopes: Vec<Vec<f32>>,
     /// Padding of each side of a batch (`nt`).
     pad: usize,
     /// Half-width of the temporal max-pool (`nt0min`).
@@ -69,6 +71,9 @@ impl<'a> UniversalMatcher<'a> {
             basis,
             grid,
             channel_depth: channel_depth.to_vec(),
+            envelopes: (0..grid.len())
+                .map(|k| grid.envelopes.outer_iter().flat_map(|env| env.row(k).to_vec()).collect())
+                .collect(),
             pad: basis.nt(),
             pool: trough_index,
             threshold: threshold as f32,
@@ -119,18 +124,30 @@ impl<'a> UniversalMatcher<'a> {
         s.best_kind.resize(n_pos * width, 0);
         let limit = self.threshold * self.threshold / BOUND_SLACK;
         let mut sum = vec![0.0f32; width];
+        let mut rows: Vec<&[f32]> = Vec::with_capacity(self.grid.channels.ncols() * nk);
         for k in 0..n_pos {
             let channels = self.grid.channels.row(k);
             sum.fill(0.0);
             for &c in channels {
                 sum.iter_mut().zip(&s.bound[c * width..(c + 1) * width]).for_each(|(a, &v)| *a += v);
             }
-            for (i, &bound) in sum.iter().enumerate() {
-                if bound > limit {
-                    let (amp, kind) = self.best_projection(k, i, width, &s.corr);
-                    s.best[k * width + i] = amp;
-                    s.best_kind[k * width + i] = kind;
+            // Blocks of LANES columns holding a candidate are computed whole: the extra
+            // columns get their true value, which is below the threshold, so it changes nothing.
+            let mut i = 0;
+            while i < width {
+                let Some(first) = sum[i..].iter().position(|&b| b > limit) else { break };
+                let start = (i + first).min(width.saturating_sub(LANES));
+                rows.clear();
+                for &c in channels {
+                    for q in 0..nk {
+                        rows.push(&s.corr[(c * nk + q) * width + start..(c * nk + q + 1) * width]);
+                    }
                 }
+                let lanes = LANES.min(width - start);
+                let (amp, kind) = block_projection(&rows, nk, &self.envelopes[k], width - start >= LANES);
+                s.best[k * width + start..k * width + start + lanes].copy_from_slice(&amp[..lanes]);
+                s.best_kind[k * width + start..k * width + start + lanes].copy_from_slice(&kind[..lanes]);
+                i = start + lanes;
             }
         }
         self.collect_peaks(data, a, width, t0, t1, s, out);
@@ -149,28 +166,6 @@ impl<'a> UniversalMatcher<'a> {
             let x = &row[a - nt / 2..a + width + nt / 2];
             temporal_correlation(x, weights, nk, nt, &mut s.corr[c * nk * width..(c + 1) * nk * width]);
         }
-    }
-
-    /// The best |projection| over envelope sizes and temporal templates at grid position `k`,
-    /// column `i` of the chunk, and its `size · nk + q` index, signed by the projection's sign.
-    fn best_projection(&self, k: usize, i: usize, width: usize, corr: &[f32]) -> (f32, i16) {
-        let nk = self.basis.n_templates();
-        let channels = self.grid.channels.row(k);
-        let mut best = (0.0f32, 0i16);
-        for (m, env) in self.grid.envelopes.outer_iter().enumerate() {
-            let w = env.row(k);
-            for q in 0..nk {
-                let mut acc = 0.0f32;
-                for (j, &c) in channels.iter().enumerate() {
-                    acc += w[j] * corr[(c * nk + q) * width + i];
-                }
-                if acc.abs() > best.0 {
-                    let r = (m * nk + q) as i16 + 1;
-                    best = (acc.abs(), if acc < 0.0 { -r } else { r });
-                }
-            }
-        }
-        best
     }
 
     /// Keeps the projections that are the maximum of their ±pool samples × neighbouring
@@ -246,6 +241,70 @@ struct Scratch {
     bound: Vec<f32>,
     best: Vec<f32>,
     best_kind: Vec<i16>,
+}
+
+/// The best |projection| over envelope sizes and temporal templates for `LANES` consecutive
+/// columns: `rows[j·nk + q]` is channel j's correlation with temporal template q from the
+/// block's first column, `envelopes` is `(size, channel)`. Returns the amplitudes and
+/// `±(size·nk + q + 1)` signed like the projection (first maximum on ties, as torch.max).
+fn block_projection(rows: &[&[f32]], nk: usize, envelopes: &[f32], full: bool) -> ([f32; LANES], [i16; LANES]) {
+    let mut amp = [0.0f32; LANES];
+    let mut kind = [0i16; LANES];
+    if full {
+        block_projection_full(rows, nk, envelopes, &mut amp, &mut kind);
+    } else {
+        let n_chan = rows.len() / nk;
+        let lanes = rows[0].len();
+        for m in 0..envelopes.len() / n_chan {
+            for q in 0..nk {
+                let r = (m * nk + q) as i16 + 1;
+                for l in 0..lanes {
+                    let acc: f32 = (0..n_chan).map(|j| envelopes[m * n_chan + j] * rows[j * nk + q][l]).sum();
+                    if acc.abs() > amp[l] {
+                        amp[l] = acc.abs();
+                        kind[l] = if acc < 0.0 { -r } else { r };
+                    }
+                }
+            }
+        }
+    }
+    (amp, kind)
+}
+
+crate::avx2_dispatch! {
+    /// [`block_projection`] for a full block of `LANES` columns.
+    fn block_projection_full(rows: &[&[f32]], nk: usize, envelopes: &[f32], amp: &mut [f32; LANES], kind: &mut [i16; LANES]) => block_projection_portable
+}
+
+#[inline(always)]
+fn block_projection_portable(
+    rows: &[&[f32]],
+    nk: usize,
+    envelopes: &[f32],
+    amp: &mut [f32; LANES],
+    kind: &mut [i16; LANES],
+) {
+    let n_chan = rows.len() / nk;
+    for m in 0..envelopes.len() / n_chan {
+        let env = &envelopes[m * n_chan..(m + 1) * n_chan];
+        for q in 0..nk {
+            let mut acc = [0.0f32; LANES];
+            for (j, &w) in env.iter().enumerate() {
+                let x: &[f32; LANES] = rows[j * nk + q][..LANES].try_into().expect("a full block");
+                for l in 0..LANES {
+                    acc[l] += w * x[l];
+                }
+            }
+            let r = (m * nk + q) as i16 + 1;
+            for l in 0..LANES {
+                let a = acc[l].abs();
+                if a > amp[l] {
+                    amp[l] = a;
+                    kind[l] = if acc[l] < 0.0 { -r } else { r };
+                }
+            }
+        }
+    }
 }
 
 crate::avx2_dispatch! {
