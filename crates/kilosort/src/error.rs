@@ -137,6 +137,13 @@ pub enum Error {
         /// How to provide it.
         fix: &'static str,
     },
+
+    /// Clustering had nothing to work on.
+    #[error("clustering: {detail}")]
+    Clustering {
+        /// What was missing and where to look.
+        detail: String,
+    },
 }
 
 fn hint_suffix(hint: &str) -> String {
