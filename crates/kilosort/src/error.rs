@@ -157,6 +157,13 @@ pub enum Error {
         /// What to do instead.
         fix: String,
     },
+
+    /// Clustering had nothing to work on.
+    #[error("clustering: {detail}")]
+    Clustering {
+        /// What was missing and where to look.
+        detail: String,
+    },
 }
 
 fn hint_suffix(hint: &str) -> String {

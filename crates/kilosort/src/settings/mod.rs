@@ -208,6 +208,11 @@ declare_settings! {
     /// Seed of the k-means++ initialisation of clustering.
     [Clustering, "cluster init seed", min 1, max INF, exclude []]
     cluster_init_seed: u64 = 5,
+    /// Before splitting a cluster in two, check the halves' cross-correlogram and keep them
+    /// together if it is refractory (one unit). Not a Kilosort4 setting: Kilosort4 4.1.4 and
+    /// earlier did this; from 4.1.5 a bug skips it, which `false` reproduces.
+    [Clustering, "split CCG check", min 0, max 1, exclude []]
+    split_ccg_check: bool = true,
     /// Spikes of one unit closer than this, ms, are duplicates: all but the first are removed at
     /// export. 0 keeps them all.
     [Postprocessing, "duplicate spike ms", min 0, max INF, exclude []]
