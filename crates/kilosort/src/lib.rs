@@ -21,6 +21,7 @@ pub mod cluster;
 pub mod detect;
 pub mod error;
 pub mod io;
+pub mod matching;
 pub mod plan;
 pub mod preprocess;
 pub mod probe;
