@@ -22,6 +22,7 @@ pub mod detect;
 pub mod error;
 pub mod io;
 pub mod pipeline;
+pub mod matching;
 pub mod plan;
 pub mod preprocess;
 pub mod probe;
