@@ -22,6 +22,7 @@ pub mod detect;
 pub mod error;
 pub mod io;
 pub mod plan;
+pub mod postprocess;
 pub mod preprocess;
 pub mod probe;
 pub mod progress;
