@@ -24,6 +24,7 @@ pub mod io;
 pub mod pipeline;
 pub mod matching;
 pub mod plan;
+pub mod postprocess;
 pub mod preprocess;
 pub mod probe;
 pub mod progress;
