@@ -19,6 +19,7 @@
 
 pub mod cluster;
 pub mod detect;
+pub mod drift;
 pub mod error;
 pub mod io;
 pub mod pipeline;
