@@ -36,7 +36,15 @@ pub fn run(args: &SortArgs) -> Result<()> {
     let session = Session::open(&args.files, args.probe.as_deref(), &args.settings)?;
     let progress = StderrProgress::new(args.quiet);
     let out = kilosort::pipeline::sort(&session.recording, &session.plan, &progress)?;
-    eprintln!("{} universal spikes; total {:.1} s", out.universal.len(), start.elapsed().as_secs_f64());
+    eprintln!(
+        "{} universal spikes, {} first clusters, {} learned templates; {} spikes in {} units; total {:.1} s",
+        out.n_universal_spikes,
+        out.n_first_clusters,
+        out.learned_templates.dim().0,
+        out.spikes.len(),
+        out.cluster_templates.dim().0,
+        start.elapsed().as_secs_f64()
+    );
     for s in &out.timings.stages {
         eprintln!(
             "  {:<20} {:>7.1} s  peak RSS {:.0} MB",

@@ -3,36 +3,103 @@
 //! Every pass reads the recording batch by batch through one reader; what grows with the
 //! recording's length is only the per-spike tables.
 
-use ndarray::Array2;
+use ndarray::{Array2, Array3, Axis};
+use rayon::prelude::*;
 
+use crate::cluster::{ClusterInput, Clustering, cluster_spikes};
 use crate::detect::{self, TemplateGrid, TemporalBasis, UniversalSpikes};
-use crate::error::Result;
+use crate::drift::{DriftCorrector, DriftModel, DriftSpikes, estimate_drift};
+use crate::error::{Error, Result};
 use crate::io::{BatchReader, BinaryRecording};
+use crate::matching::{
+    LabelledSpikes, MatchedBatch, MatchingOptions, MergeOptions, TemplateMatcher, learned_templates, merge_templates,
+};
 use crate::plan::Plan;
+use crate::postprocess::{self, SpikeChannels};
 use crate::preprocess::Preprocessor;
 use crate::progress::Progress;
 use crate::timing::Timings;
 
-/// Everything a sort produced before export, plus the time each stage took.
+/// Kilosort4's final merge considers template pairs at least this similar (§8.6).
+const FINAL_MERGE_SIMILARITY: f32 = 0.5;
+
+/// Everything a sort produced, ready for export.
 #[derive(Debug)]
 pub struct SortOutput {
     /// The fitted preprocessing (whitening matrix for Phy).
     pub preprocessor: Preprocessor,
+    /// The estimated drift, when drift correction ran.
+    pub drift: Option<DriftModel>,
+    /// Universal-template detections on uncorrected data (the drift scatter plot's spikes).
+    pub drift_spikes: Option<UniversalSpikes>,
     /// The learned temporal basis (`wPCA`, `wTEMP`).
     pub basis: TemporalBasis,
     /// The universal-template grid.
     pub grid: TemplateGrid,
-    /// Universal-template detections (drift-corrected data).
-    pub universal: UniversalSpikes,
+    /// Number of universal-template detections used for the first clustering.
+    pub n_universal_spikes: usize,
+    /// Clusters of the first clustering.
+    pub n_first_clusters: usize,
+    /// Learned templates used for matching pursuit `(K, Nchan, nPC)`.
+    pub learned_templates: Array3<f32>,
+    /// Peak channel of each learned template.
+    pub learned_peak_channels: Vec<usize>,
+    /// Nearest channels of each channel `(Nchan, nC)` (`iCC`ᵀ), and which are within
+    /// `position_limit` (`iCC_mask`ᵀ).
+    pub nearest_channels: Array2<usize>,
+    /// See `nearest_channels`.
+    pub nearest_within_limit: Array2<bool>,
+    /// The sorted spikes.
+    pub spikes: SortedSpikes,
+    /// Final cluster templates in PC space `(K, Nchan, nPC)` (Kilosort4's `Wall`).
+    pub cluster_templates: Array3<f32>,
+    /// Similarity of every pair of final templates `(K, K)`.
+    pub similar_templates: Array2<f32>,
+    /// Per final cluster: passes the refractory test ("good").
+    pub is_refractory: Vec<bool>,
+    /// Per final cluster: estimated contamination (R12).
+    pub contamination: Vec<f64>,
     /// Stage timings.
     pub timings: Timings,
 }
 
-/// Whitened padded batch `b`: read, filtered, whitened.
-pub fn whitened_batch(reader: &BatchReader, pre: &Preprocessor, b: usize) -> Array2<f32> {
+/// The final spike table, time-sorted, after duplicate removal.
+#[derive(Debug, Clone)]
+pub struct SortedSpikes {
+    /// Trough sample relative to the analysed window's start.
+    pub sample: Vec<i64>,
+    /// Final cluster.
+    pub cluster: Vec<u32>,
+    /// Learned template that detected the spike.
+    pub detection_template: Vec<u32>,
+    /// Matching-pursuit features `(n, nC, nPC)` on the detection template's peak-channel
+    /// neighbourhood.
+    pub features: Array3<f32>,
+    /// Over all spikes before duplicate removal: kept or not (`kept_spikes.npy`).
+    pub kept: Vec<bool>,
+}
+
+impl SortedSpikes {
+    /// Number of kept spikes.
+    pub fn len(&self) -> usize {
+        self.sample.len()
+    }
+
+    /// True when no spike was kept.
+    pub fn is_empty(&self) -> bool {
+        self.sample.is_empty()
+    }
+}
+
+/// Whitened padded batch `b`: read, filtered, whitened, and drift-corrected when `drift` is set.
+pub fn prepared_batch(reader: &BatchReader, pre: &Preprocessor, drift: Option<&DriftCorrector>, b: usize) -> Array2<f32> {
     let mut raw = reader.read(b).data;
     let mut out = Array2::zeros(raw.dim());
     pre.apply(&mut raw, &mut out);
+    if let Some(corrector) = drift {
+        corrector.apply(b, out.view(), raw.view_mut());
+        return raw;
+    }
     out
 }
 
@@ -42,12 +109,247 @@ pub fn sort(recording: &BinaryRecording, plan: &Plan, progress: &dyn Progress) -
     let mut timings = Timings::default();
     let reader = BatchReader::new(recording, plan.layout, plan.probe.channel_map.clone(), s.scale, s.shift);
     let pre = timings.stage("preprocessing", || Preprocessor::fit(&reader, plan, progress));
-    let source = |b: usize| whitened_batch(&reader, &pre, b);
     let grid = TemplateGrid::new(&plan.probe, s);
-    let (basis, universal) = timings.stage("spike detection", || -> Result<_> {
-        let basis = detect::learn_temporal_basis(&source, plan, progress)?;
-        let spikes = detect::detect_spikes(&source, &basis, &grid, plan, progress);
-        Ok((basis, spikes))
-    })?;
-    Ok(SortOutput { preprocessor: pre, basis, grid, universal, timings })
+    let (drift, drift_spikes) =
+        timings.stage("drift correction", || estimate_motion(&reader, &pre, &grid, plan, progress))?;
+    let corrector = drift.as_ref().map(|m| DriftCorrector::new(m, &plan.probe, s.sig_interp));
+    let source = |b: usize| prepared_batch(&reader, &pre, corrector.as_ref(), b);
+    let (basis, universal) = timings.stage("spike detection", || detect_all(&source, &grid, plan, progress))?;
+    let first = timings.stage("first clustering", || first_clustering(&universal, &grid, plan, progress))?;
+    let learned = timings.stage("learned templates", || {
+        learned_templates(first.templates.view(), &cluster_sizes(&first.labels, first.n_clusters()), &basis)
+    });
+    let matcher = TemplateMatcher::new(learned.view(), &basis, &plan.probe, MatchingOptions::from_plan(plan));
+    let matched = timings.stage("template matching", || match_all(&source, &matcher, plan, progress));
+    let final_clusters =
+        timings.stage("final clustering", || final_clustering(&matched, &matcher, &grid, plan, progress))?;
+    let merged = timings.stage("merging", || merge_final(final_clusters, matched, &basis, plan));
+    let (spikes, cluster_templates) = merged;
+    let post = timings.stage("postprocessing", || postprocess(&spikes, &cluster_templates, &basis, plan));
+    Ok(SortOutput {
+        preprocessor: pre,
+        drift,
+        drift_spikes,
+        grid,
+        n_universal_spikes: universal.len(),
+        n_first_clusters: first.n_clusters(),
+        learned_peak_channels: matcher.peak_channels().to_vec(),
+        nearest_channels: matcher.nearest_channels().to_owned(),
+        nearest_within_limit: matcher.nearest_channel_mask().to_owned(),
+        learned_templates: learned,
+        basis,
+        spikes,
+        cluster_templates,
+        similar_templates: post.similar,
+        is_refractory: post.is_refractory,
+        contamination: post.contamination,
+        timings,
+    })
+}
+
+/// Drift estimation on filtered, whitened, uncorrected data (spec §5): detect, then register.
+fn estimate_motion(
+    reader: &BatchReader,
+    pre: &Preprocessor,
+    grid: &TemplateGrid,
+    plan: &Plan,
+    progress: &dyn Progress,
+) -> Result<(Option<DriftModel>, Option<UniversalSpikes>)> {
+    if plan.settings.nblocks == 0 {
+        return Ok((None, None));
+    }
+    let source = |b: usize| prepared_batch(reader, pre, None, b);
+    let (_, spikes) = detect_all(&source, grid, plan, progress)?;
+    // Spikes without a positive channel have no depth; they carry no position information.
+    let usable: Vec<usize> = (0..spikes.len()).filter(|&i| spikes.depth[i].is_finite()).collect();
+    let batch: Vec<u32> = usable.iter().map(|&i| spikes.batch[i]).collect();
+    let depth: Vec<f32> = usable.iter().map(|&i| spikes.depth[i]).collect();
+    let amplitude: Vec<f32> = usable.iter().map(|&i| spikes.amplitude[i]).collect();
+    let table = DriftSpikes { batch: &batch, depth_um: &depth, amplitude: &amplitude };
+    let model = estimate_drift(&table, plan.layout.n_batches, &plan.probe, &plan.settings)?;
+    Ok((model, Some(spikes)))
+}
+
+/// Learns the temporal basis and runs universal-template detection on every batch.
+fn detect_all(
+    source: &(dyn Fn(usize) -> Array2<f32> + Sync),
+    grid: &TemplateGrid,
+    plan: &Plan,
+    progress: &dyn Progress,
+) -> Result<(TemporalBasis, UniversalSpikes)> {
+    let basis = detect::learn_temporal_basis(source, plan, progress)?;
+    let spikes = detect::detect_spikes(source, &basis, grid, plan, progress);
+    if spikes.is_empty() {
+        return Err(Error::NoSpikes {
+            stage: "spike detection",
+            detail: format!("no spike reached Th_universal = {}", plan.settings.th_universal),
+            fix: "check the probe and n_chan_bin, or lower Th_universal".into(),
+        });
+    }
+    Ok((basis, spikes))
+}
+
+/// Graph clustering of the universal detections, a spike's template being its grid position.
+fn first_clustering(
+    spikes: &UniversalSpikes,
+    grid: &TemplateGrid,
+    plan: &Plan,
+    progress: &dyn Progress,
+) -> Result<Clustering> {
+    let input = ClusterInput {
+        features: spikes.features.view(),
+        spike_template: &spikes.template,
+        template_channels: grid.channels.view(),
+        template_x: &grid.x,
+        template_y: &grid.y,
+        grid_y: &grid.y,
+        dmin: grid.dmin,
+        probe: &plan.probe,
+        spike_times_s: None,
+        ccg_veto: None,
+    };
+    cluster_spikes(&input, &plan.settings, progress)
+}
+
+fn cluster_sizes(labels: &[u32], n: usize) -> Vec<usize> {
+    let mut counts = vec![0; n];
+    labels.iter().for_each(|&l| counts[l as usize] += 1);
+    counts
+}
+
+/// Matching pursuit over every batch, batches in parallel, concatenated in time order.
+fn match_all(
+    source: &(dyn Fn(usize) -> Array2<f32> + Sync),
+    matcher: &TemplateMatcher,
+    plan: &Plan,
+    progress: &dyn Progress,
+) -> MatchedBatch {
+    let n = plan.layout.n_batches;
+    progress.start("matching learned templates", n as u64);
+    let per_batch: Vec<MatchedBatch> = (0..n)
+        .into_par_iter()
+        .map(|b| {
+            let found = matcher.match_batch(source(b).view(), b);
+            progress.advance(1);
+            found
+        })
+        .collect();
+    progress.finish();
+    let total: usize = per_batch.iter().map(MatchedBatch::len).sum();
+    let (n_near, n_pcs) = (plan.nearest_chans, plan.settings.n_pcs);
+    let mut all = MatchedBatch::default();
+    let mut features = Vec::with_capacity(total * n_near * n_pcs);
+    for b in per_batch {
+        all.sample.extend(b.sample);
+        all.template.extend(b.template);
+        all.amplitude.extend(b.amplitude);
+        all.threshold_amp.extend(b.threshold_amp);
+        features.extend(b.features.iter());
+    }
+    all.features = Array3::from_shape_vec((total, n_near, n_pcs), features).expect("features of every spike");
+    all
+}
+
+/// Graph clustering of the matched spikes, a spike's template being its learned template.
+fn final_clustering(
+    matched: &MatchedBatch,
+    matcher: &TemplateMatcher,
+    grid: &TemplateGrid,
+    plan: &Plan,
+    progress: &dyn Progress,
+) -> Result<Clustering> {
+    if matched.is_empty() {
+        return Err(Error::NoSpikes {
+            stage: "template matching",
+            detail: format!("no spike reached Th_learned = {}", plan.settings.th_learned),
+            fix: "lower Th_learned, or check the recording".into(),
+        });
+    }
+    let peaks = matcher.peak_channels();
+    let near = matcher.nearest_channels();
+    let template_channels = Array2::from_shape_fn((peaks.len(), near.ncols()), |(k, j)| near[[peaks[k], j]]);
+    let template_x: Vec<f64> = peaks.iter().map(|&c| plan.probe.x[c] as f64).collect();
+    let template_y: Vec<f64> = peaks.iter().map(|&c| plan.probe.y[c] as f64).collect();
+    let times_s: Vec<f64> = matched.sample.iter().map(|&t| t as f64 / plan.settings.fs).collect();
+    let ccg_threshold = plan.settings.ccg_threshold;
+    let veto = move |a: &[f64], b: &[f64]| postprocess::cross_refractory(a, b, ccg_threshold);
+    let input = ClusterInput {
+        features: matched.features.view(),
+        spike_template: &matched.template,
+        template_channels: template_channels.view(),
+        template_x: &template_x,
+        template_y: &template_y,
+        grid_y: &grid.y,
+        dmin: grid.dmin,
+        probe: &plan.probe,
+        spike_times_s: Some(&times_s),
+        ccg_veto: Some(&veto),
+    };
+    cluster_spikes(&input, &plan.settings, progress)
+}
+
+/// Merges refractory clusters with cross-refractory similar ones (spec §8.5–8.6), then removes
+/// duplicate spikes (§9.3). Returns the spikes and the final templates.
+fn merge_final(clusters: Clustering, matched: MatchedBatch, basis: &TemporalBasis, plan: &Plan) -> (SortedSpikes, Array3<f32>) {
+    let s = &plan.settings;
+    let fs = s.fs;
+    let seconds = |t: &[i64]| -> Vec<f64> { t.iter().map(|&v| v as f64 / fs).collect() };
+    let times_s = seconds(&matched.sample);
+    let refractory = postprocess::refractoriness(&clusters.labels, &times_s, s.acg_threshold, s.ccg_threshold);
+    let spikes = LabelledSpikes { sample: matched.sample, label: clusters.labels, features: matched.features };
+    let options = MergeOptions { r_thresh: FINAL_MERGE_SIMILARITY, check_dt: true };
+    let merged = merge_templates(
+        clusters.templates.view(),
+        spikes,
+        basis.pcs.view(),
+        options,
+        |k| refractory.is_refractory.get(k).copied().unwrap_or(false),
+        |c| postprocess::cross_refractory(&seconds(&c.absorber_times()), &seconds(&c.candidate_times()), s.ccg_threshold),
+    );
+    let detection_template: Vec<u32> = merged.order.iter().map(|&i| matched.template[i]).collect();
+    let spikes = merged.spikes;
+    let kept = postprocess::remove_duplicates(&spikes.sample, &spikes.label, plan.duplicate_spike_bins as i64);
+    let keep: Vec<usize> = (0..kept.len()).filter(|&i| kept[i]).collect();
+    let sorted = SortedSpikes {
+        sample: keep.iter().map(|&i| spikes.sample[i]).collect(),
+        cluster: keep.iter().map(|&i| spikes.label[i]).collect(),
+        detection_template: keep.iter().map(|&i| detection_template[i]).collect(),
+        features: spikes.features.select(Axis(0), &keep),
+        kept,
+    };
+    (sorted, merged.templates)
+}
+
+struct PostMetrics {
+    similar: Array2<f32>,
+    is_refractory: Vec<bool>,
+    contamination: Vec<f64>,
+}
+
+/// Similar templates and refractoriness of the final clusters (spec §9.2, §9.6).
+fn postprocess(spikes: &SortedSpikes, templates: &Array3<f32>, basis: &TemporalBasis, plan: &Plan) -> PostMetrics {
+    let s = &plan.settings;
+    let times_s: Vec<f64> = spikes.sample.iter().map(|&t| t as f64 / s.fs).collect();
+    let mut refractory = postprocess::refractoriness(&spikes.cluster, &times_s, s.acg_threshold, s.ccg_threshold);
+    // Clusters whose spikes were all duplicates still get a row.
+    let k = templates.len_of(Axis(0));
+    refractory.is_refractory.resize(k, false);
+    refractory.contamination.resize(k, 0.0);
+    PostMetrics {
+        similar: crate::matching::similar_templates(templates.view(), basis.pcs.view()),
+        is_refractory: refractory.is_refractory,
+        contamination: refractory.contamination,
+    }
+}
+
+impl SortOutput {
+    /// Which channels each kept spike's features are on.
+    pub fn spike_channels(&self) -> SpikeChannels<'_> {
+        SpikeChannels {
+            nearest: self.nearest_channels.view(),
+            within_limit: self.nearest_within_limit.view(),
+            template_peak: &self.learned_peak_channels,
+            spike_template: &self.spikes.detection_template,
+        }
+    }
 }

@@ -100,6 +100,8 @@ pub struct Merged {
     pub kept: Vec<usize>,
     /// The spikes relabelled `0…K'−1`, times shifted where merges realigned them, sorted by time.
     pub spikes: LabelledSpikes,
+    /// Input index of each output spike (output spike i was input spike `order[i]`).
+    pub order: Vec<usize>,
     /// Every merge, in order.
     pub merges: Vec<Merge>,
 }
@@ -134,12 +136,8 @@ pub fn merge_templates(
             spikes.label[i] = new as u32;
         }
     }
-    Merged {
-        templates: state.templates.select(Axis(0), &kept),
-        kept,
-        spikes: sorted_by_time(spikes),
-        merges: state.merges,
-    }
+    let (spikes, order) = sorted_by_time(spikes);
+    Merged { templates: state.templates.select(Axis(0), &kept), kept, spikes, order, merges: state.merges }
 }
 
 /// Merging with cluster sizes only and no spikes (the duplicate merge of learned templates):
@@ -303,14 +301,16 @@ pub(crate) fn roll_waveforms(mut coefficients: ArrayViewMut2<f32>, pcs: ArrayVie
 }
 
 /// The spikes stably sorted by time.
-fn sorted_by_time(spikes: LabelledSpikes) -> LabelledSpikes {
+/// The spikes in time order (stable), and the input index of each.
+fn sorted_by_time(spikes: LabelledSpikes) -> (LabelledSpikes, Vec<usize>) {
     let mut order: Vec<usize> = (0..spikes.sample.len()).collect();
     order.sort_by_key(|&i| spikes.sample[i]);
-    LabelledSpikes {
+    let sorted = LabelledSpikes {
         sample: order.iter().map(|&i| spikes.sample[i]).collect(),
         label: order.iter().map(|&i| spikes.label[i]).collect(),
         features: spikes.features.select(Axis(0), &order),
-    }
+    };
+    (sorted, order)
 }
 
 #[cfg(test)]
