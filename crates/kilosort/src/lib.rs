@@ -21,6 +21,7 @@ pub mod cluster;
 pub mod detect;
 pub mod error;
 pub mod io;
+pub mod phy;
 pub mod plan;
 pub mod postprocess;
 pub mod preprocess;
