@@ -129,6 +129,32 @@ pub enum Error {
         reason: String,
     },
 
+    /// The results folder exists and overwriting was not asked for.
+    #[error(
+        "{path}: the results folder already exists; pass --overwrite to replace it (the old folder is deleted \
+         only once the new one is complete) or choose another results folder"
+    )]
+    ResultsExist {
+        /// The existing folder.
+        path: PathBuf,
+    },
+
+    /// The results folder cannot be written or replaced as asked.
+    #[error("{path}: {detail}")]
+    ResultsFolder {
+        /// The results folder (or the file inside it).
+        path: PathBuf,
+        /// What is wrong and how to fix it.
+        detail: String,
+    },
+
+    /// Results handed to the writer are inconsistent (a bug in kilosort-rs, not in the data).
+    #[error("cannot write results: {detail} (this is a bug in kilosort-rs; please report it)")]
+    InvalidResults {
+        /// Which array is wrong, with the sizes.
+        detail: String,
+    },
+
     /// A required setting is missing.
     #[error("setting `{name}` is required: {fix}")]
     MissingSetting {

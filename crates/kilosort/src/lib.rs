@@ -24,6 +24,7 @@ pub mod error;
 pub mod io;
 pub mod pipeline;
 pub mod matching;
+pub mod phy;
 pub mod plan;
 pub mod postprocess;
 pub mod preprocess;
