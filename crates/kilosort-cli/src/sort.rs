@@ -1,14 +1,19 @@
 //! `kilosort-rs sort`: a raw recording in, a Phy results folder out.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
+use kilosort::phy::{PhyResults, ResultsFolder};
+use kilosort::pipeline::SortOutput;
 
 use crate::progress_bar::StderrProgress;
 use crate::session::Session;
 use crate::settings_args::SettingsArgs;
+
+/// The log written into the results folder.
+pub const LOG_FILE: &str = "kilosort-rs.log";
 
 #[derive(Debug, Args)]
 pub struct SortArgs {
@@ -34,24 +39,66 @@ pub struct SortArgs {
 pub fn run(args: &SortArgs) -> Result<()> {
     let start = Instant::now();
     let session = Session::open(&args.files, args.probe.as_deref(), &args.settings)?;
+    let target = match &args.results_dir {
+        Some(d) => d.clone(),
+        None => session.recording.path().parent().unwrap_or(Path::new(".")).join("kilosort4"),
+    };
+    // Refuse an existing folder before the long work, not after.
+    let mut folder = ResultsFolder::create(&target, args.overwrite)?;
     let progress = StderrProgress::new(args.quiet);
     let out = kilosort::pipeline::sort(&session.recording, &session.plan, &progress)?;
-    eprintln!(
-        "{} universal spikes, {} first clusters, {} learned templates; {} spikes in {} units; total {:.1} s",
+    let results = PhyResults::from_sort(&out, &session.plan, &session.recording, &session.probe_name);
+    folder.write_phy(&results)?;
+    let log = run_log(&out, &session, start.elapsed().as_secs_f64());
+    folder.add_file(LOG_FILE, log.as_bytes())?;
+    let written = folder.commit().with_context(|| format!("writing results to {}", target.display()))?;
+    if !args.quiet {
+        eprint!("{log}");
+        eprintln!("results in {}", written.display());
+    }
+    Ok(())
+}
+
+/// What Kilosort4's log reports: version, settings that differ from the defaults, probe,
+/// recording, per-stage time and peak memory, and the result counts.
+fn run_log(out: &SortOutput, session: &Session, total_s: f64) -> String {
+    use std::fmt::Write;
+    let plan = &session.plan;
+    let mut log = String::new();
+    let _ = writeln!(log, "kilosort-rs {}", env!("CARGO_PKG_VERSION"));
+    let _ = writeln!(log, "recording: {}", session.recording.path().display());
+    let _ = writeln!(
+        log,
+        "  {} channels in file, {} sorted, {:.1} s analysed, {} batches",
+        session.recording.n_chan_bin(),
+        plan.n_channels(),
+        plan.layout.n_samples() as f64 / plan.settings.fs,
+        plan.layout.n_batches
+    );
+    let _ = writeln!(log, "probe: {}", session.probe_name);
+    let _ = writeln!(log, "settings changed from the defaults:");
+    for (name, value) in plan.settings.changed_from_default() {
+        let _ = writeln!(log, "  {name} = {value}");
+    }
+    if let Some(d) = &out.drift {
+        let _ = writeln!(log, "drift: {} blocks, mean |shift| of block 0 {:.2} µm", d.n_blocks(), d.mean_drift());
+    }
+    let n_good = out.is_refractory.iter().filter(|&&g| g).count();
+    let _ = writeln!(
+        log,
+        "spikes: {} universal detections, {} first clusters, {} learned templates, {} sorted spikes in {} units ({} good)",
         out.n_universal_spikes,
         out.n_first_clusters,
         out.learned_templates.dim().0,
         out.spikes.len(),
         out.cluster_templates.dim().0,
-        start.elapsed().as_secs_f64()
+        n_good
     );
+    let _ = writeln!(log, "{:<20} {:>9} {:>14}", "stage", "seconds", "peak RSS (MB)");
     for s in &out.timings.stages {
-        eprintln!(
-            "  {:<20} {:>7.1} s  peak RSS {:.0} MB",
-            s.name,
-            s.seconds,
-            s.peak_rss_bytes.unwrap_or(0) as f64 / 1e6
-        );
+        let rss = s.peak_rss_bytes.map_or("-".to_string(), |b| format!("{:.0}", b as f64 / 1e6));
+        let _ = writeln!(log, "{:<20} {:>9.2} {:>14}", s.name, s.seconds, rss);
     }
-    Ok(())
+    let _ = writeln!(log, "{:<20} {:>9.2}", "total", total_s);
+    log
 }

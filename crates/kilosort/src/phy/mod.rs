@@ -23,6 +23,7 @@
 //! amplitude, proximity and shank, and un-whitens with a sub-matrix of the inverse whitening;
 //! SpikeInterface also reads `templates.npy` as dense.
 
+mod assemble;
 mod files;
 mod folder;
 
@@ -36,6 +37,7 @@ use crate::io::Dtype;
 use crate::postprocess::TemplateFeatures;
 use crate::settings::Settings;
 
+pub use assemble::waveforms;
 pub use files::PROVENANCE_FILE;
 pub use folder::ResultsFolder;
 

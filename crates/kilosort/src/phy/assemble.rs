@@ -1,0 +1,97 @@
+//! Turning a finished sort into the arrays of a Phy folder (spec §9.4–9.7, §10).
+
+use ndarray::{Array2, Array3};
+
+use super::{DriftOutputs, PhyParams, PhyResults, Provenance, StageTiming};
+use crate::io::BinaryRecording;
+use crate::pipeline::SortOutput;
+use crate::plan::Plan;
+use crate::postprocess::{self, TEMPLATE_FEATURE_COUNT};
+
+impl PhyResults {
+    /// The Phy arrays of `sort`, a run of `plan` on `recording` with the probe called `probe_name`.
+    pub fn from_sort(sort: &SortOutput, plan: &Plan, recording: &BinaryRecording, probe_name: &str) -> Self {
+        let spikes = &sort.spikes;
+        let channels = sort.spike_channels();
+        let probe = &plan.probe;
+        let k = sort.cluster_templates.dim().0;
+        let pcs = postprocess::pc_features(spikes.features.view(), &spikes.cluster, &channels, k);
+        let template_features = postprocess::template_features(
+            spikes.features.view(),
+            &spikes.cluster,
+            &channels,
+            sort.cluster_templates.view(),
+            sort.similar_templates.view(),
+            TEMPLATE_FEATURE_COUNT,
+        );
+        let imin = plan.layout.imin as i64;
+        PhyResults {
+            spike_times: spikes.sample.iter().map(|&t| t + imin).collect(),
+            spike_clusters: spikes.cluster.iter().map(|&c| c as i32).collect(),
+            spike_detection_templates: spikes.detection_template.iter().map(|&c| c as i32).collect(),
+            amplitudes: postprocess::spike_amplitudes(spikes.features.view()),
+            spike_positions: postprocess::spike_positions(spikes.features.view(), &channels, &probe.x, &probe.y),
+            kept_spikes: spikes.kept.clone(),
+            pc_features: pcs.features,
+            pc_feature_ind: pcs.channel_index,
+            template_features: Some(template_features),
+            templates: waveforms(&sort.cluster_templates, &sort.basis.pcs),
+            similar_templates: sort.similar_templates.clone(),
+            is_refractory: sort.is_refractory.clone(),
+            contamination: sort.contamination.clone(),
+            cluster_amplitudes: postprocess::cluster_amplitudes(sort.cluster_templates.view()),
+            channel_map: probe.channel_map.iter().map(|&c| c as i32).collect(),
+            channel_positions: Array2::from_shape_fn((probe.len(), 2), |(c, j)| if j == 0 { probe.x[c] } else { probe.y[c] }),
+            channel_shanks: probe.shank.clone(),
+            whitening_mat: sort.preprocessor.whitening.matrix.clone(),
+            whitening_mat_inv: sort.preprocessor.whitening.inverse_for_phy(),
+            params: PhyParams {
+                dat_path: recording.paths().map(|p| p.to_path_buf()).collect(),
+                n_channels_dat: recording.n_chan_bin(),
+                dtype: recording.dtype(),
+                offset: 0,
+                sample_rate: plan.settings.fs,
+                hp_filtered: false,
+                total_samples: recording.total_samples(),
+            },
+            drift: sort.drift.as_ref().map(|m| DriftOutputs {
+                dshift: m.shifts_um.mapv(|v| v as f32),
+                yblk: m.block_centres_um.iter().map(|&v| v as f32).collect(),
+            }),
+            provenance: Provenance {
+                settings: plan.settings.clone(),
+                probe_name: probe_name.to_string(),
+                stages: sort
+                    .timings
+                    .stages
+                    .iter()
+                    .map(|s| StageTiming {
+                        stage: s.name.to_string(),
+                        seconds: s.seconds,
+                        peak_memory_bytes: s.peak_rss_bytes,
+                    })
+                    .collect(),
+            },
+        }
+    }
+}
+
+/// Waveforms `(K, nt, Nchan)` of templates in PC space `(K, Nchan, nPC)`: `Σ_p W[k,c,p]·pcs[p,s]`.
+pub fn waveforms(templates: &Array3<f32>, pcs: &Array2<f32>) -> Array3<f32> {
+    let (k, n_chan, n_pcs) = templates.dim();
+    let nt = pcs.ncols();
+    let mut out = Array3::zeros((k, nt, n_chan));
+    for t in 0..k {
+        for c in 0..n_chan {
+            for p in 0..n_pcs {
+                let w = templates[[t, c, p]];
+                if w != 0.0 {
+                    for s in 0..nt {
+                        out[[t, s, c]] += w * pcs[[p, s]];
+                    }
+                }
+            }
+        }
+    }
+    out
+}
