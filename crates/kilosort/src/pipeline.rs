@@ -92,7 +92,12 @@ impl SortedSpikes {
 }
 
 /// Whitened padded batch `b`: read, filtered, whitened, and drift-corrected when `drift` is set.
-pub fn prepared_batch(reader: &BatchReader, pre: &Preprocessor, drift: Option<&DriftCorrector>, b: usize) -> Array2<f32> {
+pub fn prepared_batch(
+    reader: &BatchReader,
+    pre: &Preprocessor,
+    drift: Option<&DriftCorrector>,
+    b: usize,
+) -> Array2<f32> {
     let mut raw = reader.read(b).data;
     let mut out = Array2::zeros(raw.dim());
     pre.apply(&mut raw, &mut out);
@@ -290,7 +295,12 @@ fn final_clustering(
 
 /// Merges refractory clusters with cross-refractory similar ones (spec §8.5–8.6), then removes
 /// duplicate spikes (§9.3). Returns the spikes and the final templates.
-fn merge_final(clusters: Clustering, matched: MatchedBatch, basis: &TemporalBasis, plan: &Plan) -> (SortedSpikes, Array3<f32>) {
+fn merge_final(
+    clusters: Clustering,
+    matched: MatchedBatch,
+    basis: &TemporalBasis,
+    plan: &Plan,
+) -> (SortedSpikes, Array3<f32>) {
     let s = &plan.settings;
     let fs = s.fs;
     let seconds = |t: &[i64]| -> Vec<f64> { t.iter().map(|&v| v as f64 / fs).collect() };
@@ -304,7 +314,13 @@ fn merge_final(clusters: Clustering, matched: MatchedBatch, basis: &TemporalBasi
         basis.pcs.view(),
         options,
         |k| refractory.is_refractory.get(k).copied().unwrap_or(false),
-        |c| postprocess::cross_refractory(&seconds(&c.absorber_times()), &seconds(&c.candidate_times()), s.ccg_threshold),
+        |c| {
+            postprocess::cross_refractory(
+                &seconds(&c.absorber_times()),
+                &seconds(&c.candidate_times()),
+                s.ccg_threshold,
+            )
+        },
     );
     let detection_template: Vec<u32> = merged.order.iter().map(|&i| matched.template[i]).collect();
     let spikes = merged.spikes;

@@ -41,7 +41,10 @@ impl PhyResults {
             contamination: sort.contamination.clone(),
             cluster_amplitudes: postprocess::cluster_amplitudes(sort.cluster_templates.view()),
             channel_map: probe.channel_map.iter().map(|&c| c as i32).collect(),
-            channel_positions: Array2::from_shape_fn((probe.len(), 2), |(c, j)| if j == 0 { probe.x[c] } else { probe.y[c] }),
+            channel_positions: Array2::from_shape_fn(
+                (probe.len(), 2),
+                |(c, j)| if j == 0 { probe.x[c] } else { probe.y[c] },
+            ),
             channel_shanks: probe.shank.clone(),
             whitening_mat: sort.preprocessor.whitening.matrix.clone(),
             whitening_mat_inv: sort.preprocessor.whitening.inverse_for_phy(),
