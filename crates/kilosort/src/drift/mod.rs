@@ -11,6 +11,7 @@
 mod estimate;
 mod fingerprint;
 mod interpolate;
+pub mod plots;
 mod smooth;
 #[cfg(test)]
 mod synthetic;
