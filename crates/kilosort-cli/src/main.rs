@@ -2,6 +2,7 @@
 //! library. Errors are printed with their context and give a non-zero exit code.
 
 mod compare;
+mod demo;
 mod info;
 mod probe_cmd;
 mod probe_plot;
@@ -29,6 +30,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Simulate a small recording, sort it and score the result against its ground truth.
+    Demo(demo::DemoArgs),
     /// Sort a recording into a Phy results folder.
     Sort(Box<sort::SortArgs>),
     /// Describe a recording: duration, channels, batches, per-channel RMS, and the probe.
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
             info::run(&files, probe.as_deref(), &settings, preprocessed)
         }
         Command::Sort(args) => sort::run(&args),
+        Command::Demo(args) => demo::run(&args),
         Command::Probe(cmd) => probe_cmd::run(cmd),
         Command::View(args) => view::run(&args),
         Command::Simulate(args) => simulate::run(&args),

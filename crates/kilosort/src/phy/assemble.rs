@@ -98,3 +98,19 @@ pub fn waveforms(templates: &Array3<f32>, pcs: &Array2<f32>) -> Array3<f32> {
     }
     out
 }
+
+/// Writes Kilosort4's drift figures (`drift_amount.png`, `drift_scatter.png`) into `dir` when
+/// the sort estimated drift; nothing otherwise.
+pub fn write_drift_plots(sort: &SortOutput, plan: &Plan, dir: &std::path::Path) -> crate::Result<()> {
+    let (Some(model), Some(spikes)) = (&sort.drift, &sort.drift_spikes) else { return Ok(()) };
+    let fs = plan.settings.fs;
+    let tmin = plan.layout.imin as f64 / fs;
+    crate::drift::plots::drift_amount(model, plan.layout.batch_size as f64 / fs, tmin, &dir.join("drift_amount.png"))?;
+    let usable: Vec<usize> = (0..spikes.len()).filter(|&i| spikes.depth[i].is_finite()).collect();
+    let batch: Vec<u32> = usable.iter().map(|&i| spikes.batch[i]).collect();
+    let depth: Vec<f32> = usable.iter().map(|&i| spikes.depth[i]).collect();
+    let amplitude: Vec<f32> = usable.iter().map(|&i| spikes.amplitude[i]).collect();
+    let times: Vec<f64> = usable.iter().map(|&i| spikes.sample[i] as f64 / fs).collect();
+    let table = crate::drift::DriftSpikes { batch: &batch, depth_um: &depth, amplitude: &amplitude };
+    crate::drift::plots::drift_scatter(&table, &times, tmin, &dir.join("drift_scatter.png"))
+}

@@ -37,7 +37,7 @@ use crate::io::Dtype;
 use crate::postprocess::TemplateFeatures;
 use crate::settings::Settings;
 
-pub use assemble::waveforms;
+pub use assemble::{waveforms, write_drift_plots};
 pub use files::PROVENANCE_FILE;
 pub use folder::ResultsFolder;
 
