@@ -48,10 +48,10 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let results = args.dir.join("kilosort4");
     let mut settings = SettingsArgs::default();
     settings.overrides.push(("n_chan_bin", summary.n_chan_bin.to_string()));
+    settings.overrides.push(("results_dir", results.display().to_string()));
     crate::sort::run(&SortArgs {
         files: vec![recording.join("recording.bin")],
         probe: Some(recording.join("probe.json").display().to_string()),
-        results_dir: Some(results.clone()),
         overwrite: true,
         quiet: false,
         settings,

@@ -23,9 +23,6 @@ pub struct SortArgs {
     /// Probe file (.json/.mat/.prb) or built-in name (see `kilosort-rs probe list`).
     #[arg(long)]
     pub probe: Option<String>,
-    /// Results folder (default: `kilosort4/` beside the recording).
-    #[arg(long)]
-    pub results_dir: Option<PathBuf>,
     /// Replace an existing results folder (atomically).
     #[arg(long)]
     pub overwrite: bool,
@@ -39,7 +36,8 @@ pub struct SortArgs {
 pub fn run(args: &SortArgs) -> Result<()> {
     let start = Instant::now();
     let session = Session::open(&args.files, args.probe.as_deref(), &args.settings)?;
-    let target = match &args.results_dir {
+    // `--results-dir` is Kilosort4's `results_dir` setting.
+    let target = match &session.plan.settings.results_dir {
         Some(d) => d.clone(),
         None => session.recording.path().parent().unwrap_or(Path::new(".")).join("kilosort4"),
     };

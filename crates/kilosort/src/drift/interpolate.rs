@@ -7,6 +7,7 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
 use super::DriftModel;
+use crate::preprocess::weighted_sum;
 use crate::probe::Probe;
 
 /// Entries of a row of the correction matrix smaller in magnitude than this fraction of the
@@ -117,26 +118,4 @@ fn gaussian_kernel(ax: &[f64], ay: &[f64], bx: &[f64], by: &[f64], sigma: f64) -
         let d2 = (ax[i] - bx[j]).powi(2) + (ay[i] - by[j]).powi(2);
         (-d2 * scale).exp()
     })
-}
-
-crate::avx2_dispatch! {
-    /// `y = Σ wₖ·xₖ`, with AVX2 where available.
-    fn weighted_sum(y: &mut [f32], inputs: &[(f32, &[f32])]) => weighted_sum_portable
-}
-
-/// Four inputs per pass over `y`, so `y` is loaded and stored a quarter as often.
-#[inline(always)]
-fn weighted_sum_portable(y: &mut [f32], inputs: &[(f32, &[f32])]) {
-    y.fill(0.0);
-    let mut quads = inputs.chunks_exact(4);
-    for q in &mut quads {
-        let [(w0, x0), (w1, x1), (w2, x2), (w3, x3)] = [q[0], q[1], q[2], q[3]];
-        let n = y.len().min(x0.len()).min(x1.len()).min(x2.len()).min(x3.len());
-        for t in 0..n {
-            y[t] += w0 * x0[t] + w1 * x1[t] + w2 * x2[t] + w3 * x3[t];
-        }
-    }
-    for &(w, x) in quads.remainder() {
-        y.iter_mut().zip(x).for_each(|(y, &x)| *y += w * x);
-    }
 }

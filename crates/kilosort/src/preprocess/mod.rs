@@ -14,6 +14,7 @@ use ndarray::{Array2, s};
 pub use car::{common_median_reference, remove_channel_means};
 pub use highpass::{HighPass, KILOSORT4_KERNEL_LEN, WRAP_SAMPLES};
 pub use save::{INT16_SCALE, PreprocessedWriter};
+pub(crate) use whiten::weighted_sum;
 pub use whiten::{CovarianceSum, Whitening, nearest_channels};
 
 use crate::io::BatchReader;

@@ -133,7 +133,7 @@ impl Whitening {
 
 crate::avx2_dispatch! {
     /// `y = Σ wₖ·xₖ`, with AVX2 where available.
-    fn weighted_sum(y: &mut [f32], inputs: &[(f32, &[f32])]) => weighted_sum_portable
+    pub(crate) fn weighted_sum(y: &mut [f32], inputs: &[(f32, &[f32])]) => weighted_sum_portable
 }
 
 /// Four inputs per pass over `y`, so `y` is loaded and stored a quarter as often.
