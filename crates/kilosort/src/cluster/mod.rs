@@ -9,6 +9,7 @@
 
 mod centres;
 pub mod data;
+mod gains;
 mod gemm;
 pub mod kmeanspp;
 pub mod knn;
