@@ -91,7 +91,7 @@ impl Gains {
         let (d, n_c) = (s.d, norms.len());
         let partial: Vec<Vec<f64>> = blocks
             .par_iter()
-            .map(|(rows, candidates)| {
+            .map_init(Vec::new, |products, (rows, candidates)| {
                 let mut gains = vec![0f64; n_c];
                 if candidates.is_empty() {
                     return gains;
@@ -100,10 +100,10 @@ impl Gains {
                 let chosen: Vec<f32> =
                     candidates.iter().flat_map(|&c| &centroids[c * d..(c + 1) * d]).copied().collect();
                 let chosen_norms: Vec<f32> = candidates.iter().map(|&c| norms[c]).collect();
-                let mut products = vec![0f32; rows.len() * candidates.len()];
-                product_transposed(&self.grouped[rows.start * d..rows.end * d], &chosen, d, &mut products, false);
+                products.resize(rows.len() * candidates.len(), 0f32);
+                product_transposed(&self.grouped[rows.start * d..rows.end * d], &chosen, d, products, false);
                 let mut some = vec![0f64; candidates.len()];
-                accumulate_gains(&products, &chosen_norms, &explained, &mut some);
+                accumulate_gains(products, &chosen_norms, &explained, &mut some);
                 candidates.iter().zip(some).for_each(|(&c, g)| gains[c] = g);
                 gains
             })
@@ -126,11 +126,12 @@ fn all_gains(s: &Explained, centroids: &[f32], norms: &[f32]) -> Vec<f64> {
         .rows
         .par_chunks(BLOCK_ROWS * s.d)
         .zip(s.explained.par_chunks(BLOCK_ROWS))
-        .map(|(block, explained)| {
-            let mut products = vec![0f32; explained.len() * n_c];
-            product_transposed(block, centroids, s.d, &mut products, false);
+        .map_init(Vec::new, |products, (block, explained)| {
+            // Reused per thread; the GEMM overwrites it, so it is never cleared.
+            products.resize(explained.len() * n_c, 0f32);
+            product_transposed(block, centroids, s.d, products, false);
             let mut gains = vec![0f64; n_c];
-            accumulate_gains(&products, norms, explained, &mut gains);
+            accumulate_gains(products, norms, explained, &mut gains);
             gains
         })
         .collect();
