@@ -6,15 +6,13 @@ use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rayon::prelude::*;
 
-use super::gemm::product_transposed;
+use super::gains::{Explained, Gains};
 
 /// Centroids chosen, one per iteration; also the number of label slots of the propagation
 /// (Kilosort4's `nclust`).
 pub const N_INITIAL_CLUSTERS: usize = 200;
 /// Candidate centroids drawn per iteration (Kilosort4's `ntry`).
 const CANDIDATES: usize = 100;
-/// Rows per block of the candidate GEMM: 2048 × 100 f32 = 800 kB of products per thread.
-const BLOCK_ROWS: usize = 2048;
 /// After this many draws of already chosen candidates, the sampler rebuilds its cumulative
 /// weights without them, so a few heavy spikes cannot make drawing the rest slow.
 const REJECTIONS_BEFORE_REBUILD: usize = 64;
@@ -25,13 +23,29 @@ const REJECTIONS_BEFORE_REBUILD: usize = 64;
 ///
 /// Each iteration draws 100 distinct candidate spikes with probability ∝ their unexplained
 /// variance `relu(|x|² − v)`, scores each candidate μ by `Σᵢ relu(2·xᵢ·μ − |μ|² − vᵢ)`, and keeps
-/// the best. The scores of all candidates come from one GEMM per block of rows.
+/// the best. The scores of all candidates come from GEMMs (see `gains.rs` for how spikes
+/// that cannot gain from a candidate are skipped).
 pub fn kmeans_plusplus(data: ArrayView2<f32>, n_clusters: usize, seed: u64) -> Vec<u32> {
+    let mut gains = Gains::default();
+    greedy(data, n_clusters, seed, &mut |s, c| gains.compute(s, c))
+}
+
+/// The k-means++ loop with a given way of computing the candidates' gains.
+fn greedy(
+    data: ArrayView2<f32>,
+    n_clusters: usize,
+    seed: u64,
+    gains: &mut dyn FnMut(&Explained, &[f32]) -> Vec<f64>,
+) -> Vec<u32> {
     let (n, d) = data.dim();
     let rows = data.as_slice().expect("standard layout");
     let totals: Vec<f32> = rows.chunks(d).map(|x| dot(x, x)).collect();
     let mut explained = vec![0f32; n];
     let mut labels = vec![0u32; n];
+    // Which centroid explains each spike (0: none) and the centroids, after the origin: they
+    // let the gains skip spikes that cannot gain from a candidate.
+    let mut anchor = vec![0u32; n];
+    let mut anchors = vec![0f32; d];
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     for j in 0..n_clusters {
         let residual: Vec<f32> = totals.iter().zip(&explained).map(|(t, e)| (t - e).max(0.0)).collect();
@@ -40,46 +54,24 @@ pub fn kmeans_plusplus(data: ArrayView2<f32>, n_clusters: usize, seed: u64) -> V
             break; // every spike is fully explained
         }
         let centroids: Vec<f32> = candidates.iter().flat_map(|&c| rows[c * d..(c + 1) * d].to_vec()).collect();
-        let gains = candidate_gains(rows, d, &centroids, &explained);
-        let best = argmax_first(&gains);
+        let state = Explained { rows, d, totals: &totals, explained: &explained, anchor: &anchor, anchors: &anchors };
+        let best = argmax_first(&gains(&state, &centroids));
         let centroid = &centroids[best * d..(best + 1) * d];
         let norm = dot(centroid, centroid);
-        labels.par_iter_mut().zip(explained.par_iter_mut()).zip(rows.par_chunks(d)).for_each(|((label, v), x)| {
-            let e = 2.0 * dot(x, centroid) - norm;
-            if e > *v {
-                *label = j as u32;
-                *v = e;
-            }
-        });
+        labels
+            .par_iter_mut()
+            .zip(explained.par_iter_mut())
+            .zip(anchor.par_iter_mut())
+            .zip(rows.par_chunks(d))
+            .for_each(|(((label, v), a), x)| {
+                let e = 2.0 * dot(x, centroid) - norm;
+                if e > *v {
+                    (*label, *v, *a) = (j as u32, e, j as u32 + 1);
+                }
+            });
+        anchors.extend_from_slice(centroid);
     }
     labels
-}
-
-/// For each centroid (rows of `centroids`), `Σᵢ relu(2·xᵢ·μ − |μ|² − explainedᵢ)`, summed per
-/// block in f64 and over blocks in order (independent of the thread count).
-fn candidate_gains(rows: &[f32], d: usize, centroids: &[f32], explained: &[f32]) -> Vec<f64> {
-    let norms: Vec<f32> = centroids.chunks(d).map(|c| dot(c, c)).collect();
-    let n_c = norms.len();
-    let partial: Vec<Vec<f64>> = rows
-        .par_chunks(BLOCK_ROWS * d)
-        .zip(explained.par_chunks(BLOCK_ROWS))
-        .map(|(block, explained)| {
-            let mut products = vec![0f32; explained.len() * n_c];
-            product_transposed(block, centroids, d, &mut products, false);
-            let mut gains = vec![0f64; n_c];
-            for (row, &v) in products.chunks(n_c).zip(explained) {
-                for ((g, &p), &norm) in gains.iter_mut().zip(row).zip(&norms) {
-                    *g += (2.0 * p - norm - v).max(0.0) as f64;
-                }
-            }
-            gains
-        })
-        .collect();
-    let mut gains = vec![0f64; n_c];
-    for block in partial {
-        gains.iter_mut().zip(block).for_each(|(g, b)| *g += b);
-    }
-    gains
 }
 
 /// Draws `count` distinct indices (fewer if fewer weights are positive) with probability ∝
@@ -124,9 +116,23 @@ fn cumulative_sum(weights: &[f64]) -> Vec<f64> {
         .collect()
 }
 
-/// Dot product accumulated in f64 (so a spike's score against itself is exactly its norm).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum::<f64>() as f32
+crate::avx2_dispatch! {
+    /// Dot product in f32 with eight running sums; the same code for every pair, so a spike's
+    /// score against itself, `2·x·x − |x|²`, is exactly its norm `x·x`.
+    fn dot(a: &[f32], b: &[f32]) -> f32 => dot_portable
+}
+
+#[inline(always)]
+fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
+    let mut sums = [0f32; 8];
+    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = a8.remainder().iter().zip(b8.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in a8.zip(b8) {
+        for k in 0..8 {
+            sums[k] += x[k] * y[k];
+        }
+    }
+    sums.iter().sum::<f32>() + tail
 }
 
 /// Index of the largest value; the first one on ties (as `torch.argmax`).
@@ -192,19 +198,16 @@ mod tests {
             assert!(owner[l as usize].is_none_or(|o| o == t), "label {l} mixes blobs");
             owner[l as usize] = Some(t);
         }
-        // Gains are exact: against a direct sum for a few centroids.
-        let rows = data.as_slice().unwrap();
-        let explained: Vec<f32> = (0..1200).map(|i| (i % 7) as f32).collect();
-        let centroids: Vec<f32> = rows[..3 * 6].to_vec();
-        let gains = candidate_gains(rows, 6, &centroids, &explained);
-        for (c, &g) in gains.iter().enumerate() {
-            let mu = &centroids[c * 6..(c + 1) * 6];
-            let direct: f64 = rows
-                .chunks(6)
-                .zip(&explained)
-                .map(|(x, &v)| (2.0 * dot(x, mu) as f64 - dot(mu, mu) as f64 - v as f64).max(0.0))
-                .sum();
-            assert!((g - direct).abs() < 1e-4 * direct.max(1.0), "{g} vs {direct}");
-        }
+    }
+
+    #[test]
+    fn pruning_changes_nothing() {
+        // Eight blobs with overlapping noise, so pruning skips much but not all.
+        let centres: Vec<Vec<f32>> =
+            (0..8).map(|c| (0..10).map(|k| if k == c { 6.0 } else { 0.0 }).collect()).collect();
+        let (data, _) = blobs(&centres, 400, 1.0, 4);
+        let pruned = kmeans_plusplus(data.view(), 60, 9);
+        let plain = greedy(data.view(), 60, 9, &mut super::super::gains::unpruned_gains);
+        assert_eq!(pruned, plain);
     }
 }

@@ -55,11 +55,12 @@ pub fn nearest_landmarks(data: ArrayView2<f32>, landmarks: &[usize], k: usize) -
     let norms: Vec<f32> = points.chunks(d).map(squared_norm).collect();
     let mut neighbours = vec![0u32; n * k];
     let block = (BLOCK_ENTRIES / landmarks.len().max(1)).clamp(1, n.max(1));
-    neighbours.par_chunks_mut(block * k).enumerate().for_each(|(b, out)| {
+    // Each thread reuses one product buffer (the GEMM overwrites it, so it is never cleared).
+    neighbours.par_chunks_mut(block * k).enumerate().for_each_init(Vec::new, |products, (b, out)| {
         let first = b * block;
         let count = out.len() / k.max(1);
-        let mut products = vec![0f32; count * landmarks.len()];
-        product_transposed(&rows[first * d..(first + count) * d], &points, d, &mut products, false);
+        products.resize(count * landmarks.len(), 0f32);
+        product_transposed(&rows[first * d..(first + count) * d], &points, d, products, false);
         for (row, nearest) in products.chunks(landmarks.len()).zip(out.chunks_mut(k)) {
             smallest_k(row, &norms, nearest);
         }

@@ -1,14 +1,16 @@
 //! Graph-based clustering (spec §7).
 //!
-//! The probe is cut into regions around a grid of centres ([`centres`]); the spikes of each
-//! centre are put in a common feature space ([`data`]) and clustered on their own:
-//! a kNN graph from every spike to a subsample of landmark spikes ([`knn`]), initial labels from
-//! greedy k-means++ ([`kmeanspp`]), label propagation on the graph ([`propagate`]), a merge tree of
-//! the resulting clusters ([`tree`]) and a top-down pass that undoes merges of distinct units
-//! ([`split`]). Centres run in parallel; labels are numbered centre by centre.
+//! The probe is cut into regions around a grid of centres ([`lateral_centres`],
+//! [`vertical_centres`]); the spikes of each centre are put in a common feature space ([`data`])
+//! and clustered on their own: a kNN graph from every spike to a subsample of landmark spikes
+//! ([`knn`]), initial labels from greedy k-means++ ([`kmeanspp`]), label propagation on the graph
+//! ([`propagate`]), a merge tree of the resulting clusters ([`tree`]) and a top-down pass that
+//! undoes merges of distinct units ([`split`]). Centres run in parallel; labels are numbered
+//! centre by centre, so they do not depend on the thread count.
 
 mod centres;
 pub mod data;
+mod gains;
 mod gemm;
 pub mod kmeanspp;
 pub mod knn;
