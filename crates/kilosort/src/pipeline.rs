@@ -276,8 +276,7 @@ fn final_clustering(
     let template_x: Vec<f64> = peaks.iter().map(|&c| plan.probe.x[c] as f64).collect();
     let template_y: Vec<f64> = peaks.iter().map(|&c| plan.probe.y[c] as f64).collect();
     let times_s: Vec<f64> = matched.sample.iter().map(|&t| t as f64 / plan.settings.fs).collect();
-    let ccg_threshold = plan.settings.ccg_threshold;
-    let veto = move |a: &[f64], b: &[f64]| postprocess::cross_refractory(a, b, ccg_threshold);
+    let veto = |a: &[f64], b: &[f64]| split_refractory_veto(a, b);
     let input = ClusterInput {
         features: matched.features.view(),
         spike_template: &matched.template,
@@ -291,6 +290,21 @@ fn final_clustering(
         ccg_veto: Some(&veto),
     };
     cluster_spikes(&input, &plan.settings, progress)
+}
+
+/// The splitter's refractory test (Kilosort4's private `check_CCG` in `swarmsplitter`, as meant
+/// before 4.1.5): keep A and B together when their cross-correlogram has a refractory dip
+/// (R12 < 0.25) that is significant or sits on an empty baseline (Q12 < 0.05 or Q00 < 0.25).
+fn split_refractory_veto(a: &[f64], b: &[f64]) -> bool {
+    const R12_LIMIT: f64 = 0.25;
+    const Q12_LIMIT: f64 = 0.05;
+    const Q00_LIMIT: f64 = 0.25;
+    if a.is_empty() || b.is_empty() {
+        return false;
+    }
+    let ccg = postprocess::correlogram(a, b, postprocess::CCG_BIN_S, postprocess::CCG_HALF_BINS);
+    let m = postprocess::ccg_metrics(&ccg, postprocess::CCG_BIN_S);
+    m.r12 < R12_LIMIT && (m.q12 < Q12_LIMIT || m.q00 < Q00_LIMIT)
 }
 
 /// Merges refractory clusters with cross-refractory similar ones (spec §8.5–8.6), then removes
