@@ -2,7 +2,9 @@
 //! spec §8.3–8.4): every batch is explained greedily by scaled templates, and each spike found
 //! gets a time, a template, an amplitude and PC features.
 
-use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis};
+use std::sync::Mutex;
+
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
 use super::prepare::{
@@ -10,7 +12,7 @@ use super::prepare::{
     support_waveforms, truncate_to_support,
 };
 use super::scores::ScoreKernel;
-use super::table::ScoreTable;
+use super::table::{RowChunk, ScoreTable};
 use crate::Plan;
 use crate::detect::TemporalBasis;
 use crate::probe::Probe;
@@ -91,8 +93,18 @@ struct Peak {
     threshold_amp: f32,
 }
 
+/// Memory kept between batches.
+#[derive(Debug, Default)]
+struct Scratch {
+    table: Option<ScoreTable>,
+    residual: Option<Array2<f32>>,
+}
+
 /// Learned templates prepared for matching pursuit on whitened batches.
-#[derive(Debug, Clone)]
+///
+/// `match_batch` may be called from several threads at once; the memory of the last batch's
+/// score table is kept for the next call.
+#[derive(Debug)]
 pub struct TemplateMatcher {
     options: MatchingOptions,
     pcs: Array2<f32>,
@@ -110,6 +122,7 @@ pub struct TemplateMatcher {
     supports: Vec<Vec<usize>>,
     waveforms: Vec<Array2<f32>>,
     partners: Vec<PartnerLags>,
+    scratch: Mutex<Option<Scratch>>,
 }
 
 impl TemplateMatcher {
@@ -132,6 +145,7 @@ impl TemplateMatcher {
             kernel: ScoreKernel::new(sorted.view(), &supports, basis.pcs.view()),
             waveforms: support_waveforms(sorted.view(), &supports, basis.pcs.view()),
             partners: partner_lags(sorted.view(), &supports, basis.pcs.view()),
+            scratch: Mutex::new(None),
             supports,
             norms,
             order,
@@ -174,18 +188,36 @@ impl TemplateMatcher {
         let nt = self.pcs.ncols();
         assert_eq!(data.nrows(), self.templates.len_of(Axis(1)), "one data row per channel");
         assert!(data.ncols() > 2 * nt, "a padded batch is longer than twice the padding");
-        let mut table = ScoreTable::new(data.ncols() - 2 * nt, &self.norms);
+        let n_rows = data.ncols() - 2 * nt;
+        // Reuse the previous batch's table and residual memory (hundreds of MB at K = 1000):
+        // filling overwrites every entry that is read.
+        let mut scratch = self.scratch.lock().map(|mut s| s.take()).unwrap_or(None).unwrap_or_default();
+        let mut table = match scratch.table.take() {
+            Some(t) if t.n_rows() == n_rows => t,
+            _ => ScoreTable::new(n_rows, &self.norms),
+        };
         self.kernel.fill(data, &mut table);
-        let mut residual = data.as_standard_layout().into_owned();
+        let mut residual = match scratch.residual.take() {
+            Some(mut r) if r.dim() == data.dim() => {
+                r.assign(&data);
+                r
+            }
+            _ => data.as_standard_layout().into_owned(),
+        };
         let peaks = self.peel(&mut table, &mut residual);
-        self.extract(&peaks, residual.view(), batch_index)
+        let found = self.extract(&peaks, residual.view(), batch_index);
+        if let Ok(mut s) = self.scratch.lock() {
+            *s = Some(Scratch { table: Some(table), residual: Some(residual) });
+        }
+        found
     }
 
     /// Repeatedly takes every sample whose best template explains the most variance within ±nt
-    /// samples (above `Th_learned²`), and subtracts those spikes from the residual and scores.
+    /// samples (above `Th_learned²`, i.e. threshold amplitude above `Th_learned`), and subtracts
+    /// those spikes from the residual and scores.
     fn peel(&self, table: &mut ScoreTable, residual: &mut Array2<f32>) -> Vec<Peak> {
         let nt = self.pcs.ncols();
-        let threshold = self.options.th_learned * self.options.th_learned;
+        let threshold = self.options.th_learned;
         let mut found = Vec::new();
         for _ in 0..self.options.max_peels {
             let rows = table.peaks(nt, threshold);
@@ -195,36 +227,72 @@ impl TemplateMatcher {
             let round: Vec<Peak> = rows
                 .iter()
                 .map(|&row| {
-                    let (explained, column) = table.best(row);
+                    let (threshold_amp, column) = table.best(row);
                     let amplitude = table.score(row, column) / self.norms[column];
-                    Peak { row, column, amplitude, threshold_amp: explained.sqrt() }
+                    Peak { row, column, amplitude, threshold_amp }
                 })
                 .collect();
             // Kilosort4 subtracts the even-numbered spikes, then the odd ones.
             for half in 0..2 {
-                for p in round.iter().skip(half).step_by(2) {
-                    self.subtract(p, table, residual);
-                }
+                let part: Vec<Peak> = round.iter().skip(half).step_by(2).copied().collect();
+                self.subtract_all(&part, table, residual.view_mut());
             }
-            table.refresh_changed();
             found.extend(round);
         }
         found
     }
 
-    /// Removes one spike's template from the residual and its effect from every score.
-    fn subtract(&self, peak: &Peak, table: &mut ScoreTable, residual: &mut Array2<f32>) {
+    /// Subtracts every spike of one half-round. Their windows of ±nt samples do not overlap
+    /// (every other peak of a round is more than 2nt samples from the next), so the table and
+    /// the residual are cut between them and the spikes are subtracted in parallel; the result
+    /// does not depend on the number of threads.
+    fn subtract_all(&self, peaks: &[Peak], table: &mut ScoreTable, residual: ArrayViewMut2<f32>) {
         let nt = self.pcs.ncols();
-        let start = peak.row + nt - nt / 2;
+        if peaks.windows(2).any(|w| w[1].row - w[0].row <= 2 * nt) {
+            // Only exactly tied maxima closer than nt get here: subtract one at a time.
+            let mut whole = table.row_chunks_at(&[0]);
+            let mut residual = residual;
+            for p in peaks {
+                self.subtract(p, &mut whole[0], residual.view_mut(), 0);
+            }
+            return;
+        }
+        let starts: Vec<usize> =
+            std::iter::once(0).chain(peaks.windows(2).map(|w| (w[0].row + w[1].row) / 2 + 1)).collect();
+        // Residual piece i starts at padded column starts[i] + nt (table row r is column r + nt),
+        // except the first, which starts at column 0.
+        let offsets: Vec<usize> = starts.iter().map(|&s| if s == 0 { 0 } else { s + nt }).collect();
+        let mut pieces = Vec::with_capacity(peaks.len());
+        let mut rest = residual;
+        for w in offsets.windows(2) {
+            let (piece, tail) = rest.split_at(Axis(1), w[1] - w[0]);
+            pieces.push(piece);
+            rest = tail;
+        }
+        pieces.push(rest);
+        table
+            .row_chunks_at(&starts)
+            .into_par_iter()
+            .zip(pieces)
+            .zip(peaks)
+            .zip(offsets)
+            .for_each(|(((mut chunk, piece), p), offset)| self.subtract(p, &mut chunk, piece, offset));
+    }
+
+    /// Removes one spike's template from the residual (whose first column is padded column
+    /// `offset`) and its effect from the scores.
+    fn subtract(&self, peak: &Peak, chunk: &mut RowChunk, mut residual: ArrayViewMut2<f32>, offset: usize) {
+        let nt = self.pcs.ncols();
+        let start = peak.row + nt - nt / 2 - offset;
         for (&c, wave) in self.supports[peak.column].iter().zip(self.waveforms[peak.column].outer_iter()) {
             let mut row = residual.row_mut(c);
-            let window = &mut row.as_slice_mut().expect("standard layout")[start..start + nt];
+            let window = &mut row.as_slice_mut().expect("rows are contiguous")[start..start + nt];
             window.iter_mut().zip(wave).for_each(|(x, &w)| *x -= peak.amplitude * w);
         }
         let partners = &self.partners[peak.column];
         if partners.width > 0 {
             let columns = partners.start..partners.start + partners.width;
-            table.subtract(peak.row, nt, peak.amplitude, &partners.lags, columns);
+            chunk.subtract(peak.row, nt, peak.amplitude, &partners.lags, columns);
         }
     }
 
