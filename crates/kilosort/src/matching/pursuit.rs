@@ -248,15 +248,26 @@ impl TemplateMatcher {
     /// does not depend on the number of threads.
     fn subtract_all(&self, peaks: &[Peak], table: &mut ScoreTable, residual: ArrayViewMut2<f32>) {
         let nt = self.pcs.ncols();
-        if peaks.windows(2).any(|w| w[1].row - w[0].row <= 2 * nt) {
-            // Only exactly tied maxima closer than nt get here: subtract one at a time.
-            let mut whole = table.row_chunks_at(&[0]);
-            let mut residual = residual;
-            for p in peaks {
-                self.subtract(p, &mut whole[0], residual.view_mut(), 0);
-            }
-            return;
+        if peaks.windows(2).all(|w| w[1].row - w[0].row > 2 * nt) {
+            self.subtract_in_parallel(peaks, table, residual);
+        } else {
+            // Only exactly tied maxima closer than nt get here.
+            self.subtract_in_turn(peaks, table, residual);
         }
+    }
+
+    /// Subtracts the spikes one after the other.
+    fn subtract_in_turn(&self, peaks: &[Peak], table: &mut ScoreTable, mut residual: ArrayViewMut2<f32>) {
+        let mut whole = table.row_chunks_at(&[0]);
+        for p in peaks {
+            self.subtract(p, &mut whole[0], residual.view_mut(), 0);
+        }
+    }
+
+    /// Subtracts spikes more than 2nt samples apart, each in its own slice of the table and
+    /// residual.
+    fn subtract_in_parallel(&self, peaks: &[Peak], table: &mut ScoreTable, residual: ArrayViewMut2<f32>) {
+        let nt = self.pcs.ncols();
         let starts: Vec<usize> =
             std::iter::once(0).chain(peaks.windows(2).map(|w| (w[0].row + w[1].row) / 2 + 1)).collect();
         // Residual piece i starts at padded column starts[i] + nt (table row r is column r + nt),
@@ -326,5 +337,61 @@ impl TemplateMatcher {
             threshold_amp: kept.iter().map(|&(_, p)| p.threshold_amp).collect(),
             features,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matching::templates::test_basis;
+
+    /// Splitting the table and residual between spikes gives exactly what subtracting them one
+    /// after the other gives.
+    #[test]
+    fn parallel_subtraction_equals_subtraction_in_turn() {
+        let n = 12;
+        let probe = Probe::new(
+            "line",
+            (0..n as u32).collect(),
+            vec![0.0; n],
+            (0..n).map(|i| 20.0 * i as f32).collect(),
+            vec![0.0; n],
+            n,
+        )
+        .unwrap();
+        let basis = test_basis(3, 21);
+        let templates = Array3::from_shape_fn((5, n, 3), |(k, c, p)| {
+            let d = c as f32 - 2.5 * k as f32;
+            if d.abs() > 3.0 { 0.0 } else { (1.0 - d.abs() / 4.0) * [1.0, -0.5, 0.3][p] * (1.0 + 0.1 * k as f32) }
+        });
+        let options = MatchingOptions {
+            batch_size: 400,
+            nt0min: 7,
+            batch_downsampling: 1,
+            th_learned: 8.0,
+            max_peels: 10,
+            position_limit: 100.0,
+            nearest_chans: 4,
+        };
+        let m = TemplateMatcher::new(templates.view(), &basis, &probe, options);
+        let data = Array2::from_shape_fn((n, 400 + 42), |(c, t)| ((c * 31 + t * 17) % 23) as f32 - 11.0);
+        let peaks: Vec<Peak> = [(0, 1), (43, 4), (90, 0), (200, 2), (399, 3)]
+            .map(|(row, column)| Peak { row, column, amplitude: 0.5 + 0.1 * column as f32, threshold_amp: 0.0 })
+            .to_vec();
+        let run = |parallel: bool| {
+            let mut table = ScoreTable::new(400, &m.norms);
+            m.kernel.fill(data.view(), &mut table);
+            let mut residual = data.clone();
+            if parallel {
+                m.subtract_in_parallel(&peaks, &mut table, residual.view_mut());
+            } else {
+                m.subtract_in_turn(&peaks, &mut table, residual.view_mut());
+            }
+            let scores: Vec<(f32, usize)> = (0..400).map(|r| table.best(r)).collect();
+            let all: Vec<f32> =
+                (0..400).flat_map(|r| (0..5).map(move |j| (r, j))).map(|(r, j)| table.score(r, j)).collect();
+            (residual, scores, all)
+        };
+        assert_eq!(run(true), run(false));
     }
 }
