@@ -284,3 +284,16 @@ fn results_do_not_depend_on_the_thread_count_or_the_previous_batch() {
     assert!(one.len() > 40);
     assert_eq!(one, three);
 }
+
+#[test]
+fn no_templates_or_an_all_zero_template_find_nothing() {
+    let probe = probe32();
+    let basis = test_basis(6, NT);
+    let data = Array2::from_elem((32, BATCH + 2 * NT), 50.0f32);
+    for k in [0, 1] {
+        let templates = Array3::<f32>::zeros((k, 32, 6));
+        let matcher = TemplateMatcher::new(templates.view(), &basis, &probe, options());
+        let found = matcher.match_batch(data.view(), 0);
+        assert!(found.is_empty() && found.features.dim() == (0, 10, 6), "K = {k}");
+    }
+}

@@ -99,7 +99,13 @@ impl ScoreKernel {
             let range = self.offsets[j]..self.offsets[j + 1];
             for (part, out) in out.chunks_exact_mut(PART).enumerate() {
                 let out: &mut [f32; PART] = out.try_into().expect("part");
-                weighted_rows(&proj[part * PART..], &self.rows[range.clone()], &self.weights[range.clone()], out);
+                // A template without support reads no row (and there may be none to read).
+                weighted_rows(
+                    proj.get(part * PART..).unwrap_or_default(),
+                    &self.rows[range.clone()],
+                    &self.weights[range.clone()],
+                    out,
+                );
             }
         }
     }
