@@ -2,7 +2,9 @@
 //! spec §8.3–8.4): every batch is explained greedily by scaled templates, and each spike found
 //! gets a time, a template, an amplitude and PC features.
 
-use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis};
+use std::sync::Mutex;
+
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
 use super::prepare::{
@@ -10,7 +12,7 @@ use super::prepare::{
     support_waveforms, truncate_to_support,
 };
 use super::scores::ScoreKernel;
-use super::table::ScoreTable;
+use super::table::{RowChunk, ScoreTable};
 use crate::Plan;
 use crate::detect::TemporalBasis;
 use crate::probe::Probe;
@@ -91,8 +93,19 @@ struct Peak {
     threshold_amp: f32,
 }
 
+/// Memory kept between batches.
+#[derive(Debug, Default)]
+struct Scratch {
+    table: Option<ScoreTable>,
+    residual: Option<Array2<f32>>,
+}
+
 /// Learned templates prepared for matching pursuit on whitened batches.
-#[derive(Debug, Clone)]
+///
+/// `match_batch` may be called from several threads at once. The score table of the last batch
+/// (4·K·NT bytes: 240 MB for 1000 templates and 2 s batches, as Kilosort4's `B`) and the residual
+/// are kept for the next call, so their memory is not allocated and zeroed again every batch.
+#[derive(Debug)]
 pub struct TemplateMatcher {
     options: MatchingOptions,
     pcs: Array2<f32>,
@@ -110,6 +123,7 @@ pub struct TemplateMatcher {
     supports: Vec<Vec<usize>>,
     waveforms: Vec<Array2<f32>>,
     partners: Vec<PartnerLags>,
+    scratch: Mutex<Option<Scratch>>,
 }
 
 impl TemplateMatcher {
@@ -132,6 +146,7 @@ impl TemplateMatcher {
             kernel: ScoreKernel::new(sorted.view(), &supports, basis.pcs.view()),
             waveforms: support_waveforms(sorted.view(), &supports, basis.pcs.view()),
             partners: partner_lags(sorted.view(), &supports, basis.pcs.view()),
+            scratch: Mutex::new(None),
             supports,
             norms,
             order,
@@ -174,18 +189,36 @@ impl TemplateMatcher {
         let nt = self.pcs.ncols();
         assert_eq!(data.nrows(), self.templates.len_of(Axis(1)), "one data row per channel");
         assert!(data.ncols() > 2 * nt, "a padded batch is longer than twice the padding");
-        let mut table = ScoreTable::new(data.ncols() - 2 * nt, &self.norms);
+        let n_rows = data.ncols() - 2 * nt;
+        // Reuse the previous batch's table and residual memory (hundreds of MB at K = 1000):
+        // filling overwrites every entry that is read.
+        let mut scratch = self.scratch.lock().map(|mut s| s.take()).unwrap_or(None).unwrap_or_default();
+        let mut table = match scratch.table.take() {
+            Some(t) if t.n_rows() == n_rows => t,
+            _ => ScoreTable::new(n_rows, &self.norms),
+        };
         self.kernel.fill(data, &mut table);
-        let mut residual = data.as_standard_layout().into_owned();
+        let mut residual = match scratch.residual.take() {
+            Some(mut r) if r.dim() == data.dim() => {
+                r.assign(&data);
+                r
+            }
+            _ => data.as_standard_layout().into_owned(),
+        };
         let peaks = self.peel(&mut table, &mut residual);
-        self.extract(&peaks, residual.view(), batch_index)
+        let found = self.extract(&peaks, residual.view(), batch_index);
+        if let Ok(mut s) = self.scratch.lock() {
+            *s = Some(Scratch { table: Some(table), residual: Some(residual) });
+        }
+        found
     }
 
     /// Repeatedly takes every sample whose best template explains the most variance within ±nt
-    /// samples (above `Th_learned²`), and subtracts those spikes from the residual and scores.
+    /// samples (above `Th_learned²`, i.e. threshold amplitude above `Th_learned`), and subtracts
+    /// those spikes from the residual and scores.
     fn peel(&self, table: &mut ScoreTable, residual: &mut Array2<f32>) -> Vec<Peak> {
         let nt = self.pcs.ncols();
-        let threshold = self.options.th_learned * self.options.th_learned;
+        let threshold = self.options.th_learned;
         let mut found = Vec::new();
         for _ in 0..self.options.max_peels {
             let rows = table.peaks(nt, threshold);
@@ -195,36 +228,83 @@ impl TemplateMatcher {
             let round: Vec<Peak> = rows
                 .iter()
                 .map(|&row| {
-                    let (explained, column) = table.best(row);
+                    let (threshold_amp, column) = table.best(row);
                     let amplitude = table.score(row, column) / self.norms[column];
-                    Peak { row, column, amplitude, threshold_amp: explained.sqrt() }
+                    Peak { row, column, amplitude, threshold_amp }
                 })
                 .collect();
             // Kilosort4 subtracts the even-numbered spikes, then the odd ones.
             for half in 0..2 {
-                for p in round.iter().skip(half).step_by(2) {
-                    self.subtract(p, table, residual);
-                }
+                let part: Vec<Peak> = round.iter().skip(half).step_by(2).copied().collect();
+                self.subtract_all(&part, table, residual.view_mut());
             }
-            table.refresh_changed();
             found.extend(round);
         }
         found
     }
 
-    /// Removes one spike's template from the residual and its effect from every score.
-    fn subtract(&self, peak: &Peak, table: &mut ScoreTable, residual: &mut Array2<f32>) {
+    /// Subtracts every spike of one half-round. Their windows of ±nt samples do not overlap
+    /// (every other peak of a round is more than 2nt samples from the next), so the table and
+    /// the residual are cut between them and the spikes are subtracted in parallel; the result
+    /// does not depend on the number of threads.
+    fn subtract_all(&self, peaks: &[Peak], table: &mut ScoreTable, residual: ArrayViewMut2<f32>) {
         let nt = self.pcs.ncols();
-        let start = peak.row + nt - nt / 2;
+        if peaks.windows(2).all(|w| w[1].row - w[0].row > 2 * nt) {
+            self.subtract_in_parallel(peaks, table, residual);
+        } else {
+            // Only exactly tied maxima closer than nt get here.
+            self.subtract_in_turn(peaks, table, residual);
+        }
+    }
+
+    /// Subtracts the spikes one after the other.
+    fn subtract_in_turn(&self, peaks: &[Peak], table: &mut ScoreTable, mut residual: ArrayViewMut2<f32>) {
+        let mut whole = table.row_chunks_at(&[0]);
+        for p in peaks {
+            self.subtract(p, &mut whole[0], residual.view_mut(), 0);
+        }
+    }
+
+    /// Subtracts spikes more than 2nt samples apart, each in its own slice of the table and
+    /// residual.
+    fn subtract_in_parallel(&self, peaks: &[Peak], table: &mut ScoreTable, residual: ArrayViewMut2<f32>) {
+        let nt = self.pcs.ncols();
+        let starts: Vec<usize> =
+            std::iter::once(0).chain(peaks.windows(2).map(|w| (w[0].row + w[1].row) / 2 + 1)).collect();
+        // Residual piece i starts at padded column starts[i] + nt (table row r is column r + nt),
+        // except the first, which starts at column 0.
+        let offsets: Vec<usize> = starts.iter().map(|&s| if s == 0 { 0 } else { s + nt }).collect();
+        let mut pieces = Vec::with_capacity(peaks.len());
+        let mut rest = residual;
+        for w in offsets.windows(2) {
+            let (piece, tail) = rest.split_at(Axis(1), w[1] - w[0]);
+            pieces.push(piece);
+            rest = tail;
+        }
+        pieces.push(rest);
+        table
+            .row_chunks_at(&starts)
+            .into_par_iter()
+            .zip(pieces)
+            .zip(peaks)
+            .zip(offsets)
+            .for_each(|(((mut chunk, piece), p), offset)| self.subtract(p, &mut chunk, piece, offset));
+    }
+
+    /// Removes one spike's template from the residual (whose first column is padded column
+    /// `offset`) and its effect from the scores.
+    fn subtract(&self, peak: &Peak, chunk: &mut RowChunk, mut residual: ArrayViewMut2<f32>, offset: usize) {
+        let nt = self.pcs.ncols();
+        let start = peak.row + nt - nt / 2 - offset;
         for (&c, wave) in self.supports[peak.column].iter().zip(self.waveforms[peak.column].outer_iter()) {
             let mut row = residual.row_mut(c);
-            let window = &mut row.as_slice_mut().expect("standard layout")[start..start + nt];
+            let window = &mut row.as_slice_mut().expect("rows are contiguous")[start..start + nt];
             window.iter_mut().zip(wave).for_each(|(x, &w)| *x -= peak.amplitude * w);
         }
         let partners = &self.partners[peak.column];
         if partners.width > 0 {
             let columns = partners.start..partners.start + partners.width;
-            table.subtract(peak.row, nt, peak.amplitude, &partners.lags, columns);
+            chunk.subtract(peak.row, nt, peak.amplitude, &partners.lags, columns);
         }
     }
 
@@ -258,5 +338,61 @@ impl TemplateMatcher {
             threshold_amp: kept.iter().map(|&(_, p)| p.threshold_amp).collect(),
             features,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matching::templates::test_basis;
+
+    /// Splitting the table and residual between spikes gives exactly what subtracting them one
+    /// after the other gives.
+    #[test]
+    fn parallel_subtraction_equals_subtraction_in_turn() {
+        let n = 12;
+        let probe = Probe::new(
+            "line",
+            (0..n as u32).collect(),
+            vec![0.0; n],
+            (0..n).map(|i| 20.0 * i as f32).collect(),
+            vec![0.0; n],
+            n,
+        )
+        .unwrap();
+        let basis = test_basis(3, 21);
+        let templates = Array3::from_shape_fn((5, n, 3), |(k, c, p)| {
+            let d = c as f32 - 2.5 * k as f32;
+            if d.abs() > 3.0 { 0.0 } else { (1.0 - d.abs() / 4.0) * [1.0, -0.5, 0.3][p] * (1.0 + 0.1 * k as f32) }
+        });
+        let options = MatchingOptions {
+            batch_size: 400,
+            nt0min: 7,
+            batch_downsampling: 1,
+            th_learned: 8.0,
+            max_peels: 10,
+            position_limit: 100.0,
+            nearest_chans: 4,
+        };
+        let m = TemplateMatcher::new(templates.view(), &basis, &probe, options);
+        let data = Array2::from_shape_fn((n, 400 + 42), |(c, t)| ((c * 31 + t * 17) % 23) as f32 - 11.0);
+        let peaks: Vec<Peak> = [(0, 1), (43, 4), (90, 0), (200, 2), (399, 3)]
+            .map(|(row, column)| Peak { row, column, amplitude: 0.5 + 0.1 * column as f32, threshold_amp: 0.0 })
+            .to_vec();
+        let run = |parallel: bool| {
+            let mut table = ScoreTable::new(400, &m.norms);
+            m.kernel.fill(data.view(), &mut table);
+            let mut residual = data.clone();
+            if parallel {
+                m.subtract_in_parallel(&peaks, &mut table, residual.view_mut());
+            } else {
+                m.subtract_in_turn(&peaks, &mut table, residual.view_mut());
+            }
+            let scores: Vec<(f32, usize)> = (0..400).map(|r| table.best(r)).collect();
+            let all: Vec<f32> =
+                (0..400).flat_map(|r| (0..5).map(move |j| (r, j))).map(|(r, j)| table.score(r, j)).collect();
+            (residual, scores, all)
+        };
+        assert_eq!(run(true), run(false));
     }
 }

@@ -265,3 +265,35 @@ fn reference_helper_agrees_with_a_hand_computed_score() {
     let b = dense_scores(data.view(), t.view(), pcs.view());
     assert_eq!(b.row(0).to_vec(), [2.0, 4.0, 6.0, 8.0, 10.0, 12.0]);
 }
+
+#[test]
+fn results_do_not_depend_on_the_thread_count_or_the_previous_batch() {
+    let probe = probe32();
+    let basis = test_basis(6, NT);
+    let mut rng = Normal::new(5);
+    let ys: Vec<f32> = (0..40).map(|i| 10.0 + 7.5 * i as f32).collect();
+    let templates = stack(&ys.iter().map(|&y| local_template(&probe, y, 60.0, 15.0, &mut rng, 6)).collect::<Vec<_>>());
+    let planted: Vec<(i64, usize, f32)> = (0..50).map(|i| (30 + 58 * i as i64, (i * 7) % 40, 1.0)).collect();
+    let x = batch(&templates, &basis, &planted, 1.0, 8);
+    let other = batch(&templates, &basis, &planted[..10], 1.0, 9);
+    let matcher = TemplateMatcher::new(templates.view(), &basis, &probe, options());
+    let pool = |n| rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap();
+    let one = pool(1).install(|| matcher.match_batch(x.view(), 2));
+    let _ = matcher.match_batch(other.view(), 0);
+    let three = pool(3).install(|| matcher.match_batch(x.view(), 2));
+    assert!(one.len() > 40);
+    assert_eq!(one, three);
+}
+
+#[test]
+fn no_templates_or_an_all_zero_template_find_nothing() {
+    let probe = probe32();
+    let basis = test_basis(6, NT);
+    let data = Array2::from_elem((32, BATCH + 2 * NT), 50.0f32);
+    for k in [0, 1] {
+        let templates = Array3::<f32>::zeros((k, 32, 6));
+        let matcher = TemplateMatcher::new(templates.view(), &basis, &probe, options());
+        let found = matcher.match_batch(data.view(), 0);
+        assert!(found.is_empty() && found.features.dim() == (0, 10, 6), "K = {k}");
+    }
+}

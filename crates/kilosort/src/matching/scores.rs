@@ -12,9 +12,12 @@ use rayon::prelude::*;
 
 use super::table::ScoreTable;
 
-/// Samples per chunk: the projections of all channels for one chunk (channels × PCs × 64 floats,
-/// 590 kB at 384 channels and 6 PCs) stay in L2 while every template reads its rows.
-pub(crate) const CHUNK: usize = 64;
+/// Samples per chunk: the projections of all channels for one chunk (channels × PCs × 128
+/// floats, 1.2 MB at 384 channels and 6 PCs) stay in L2 while every template reads its rows.
+pub(crate) const CHUNK: usize = 128;
+
+/// Samples of a chunk combined at once (eight AVX registers of sums).
+const PART: usize = 64;
 
 /// Which projection rows each template combines, with which weights.
 #[derive(Debug, Clone)]
@@ -61,17 +64,14 @@ impl ScoreKernel {
         assert_eq!(data.ncols(), n_rows + 2 * nt, "the table covers the batch without its padding");
         let data = data.as_standard_layout();
         let n_proj = self.channels.len() * self.n_pcs;
-        table.par_row_chunks(CHUNK).for_each_init(
+        table.row_chunks(CHUNK).into_par_iter().for_each_init(
             || (vec![0.0f32; n_proj * CHUNK], vec![0.0f32; k * CHUNK]),
             |(proj, scores), mut rows| {
-                let first = rows.first_row();
-                let len = rows.len();
+                let (first, len) = (rows.first_row(), rows.len());
                 self.project(data.view(), first + nt, len, proj);
                 self.combine(proj, scores);
                 for (j, column) in scores.chunks_exact(CHUNK).enumerate() {
-                    for (r, &v) in column[..len].iter().enumerate() {
-                        rows.scores_mut(r)[j] = v;
-                    }
+                    rows.set_column(j, &column[..len]);
                 }
                 rows.refresh_all();
             },
@@ -97,8 +97,16 @@ impl ScoreKernel {
     fn combine(&self, proj: &[f32], scores: &mut [f32]) {
         for (j, out) in scores.chunks_exact_mut(CHUNK).enumerate() {
             let range = self.offsets[j]..self.offsets[j + 1];
-            let out: &mut [f32; CHUNK] = out.try_into().expect("chunk");
-            weighted_rows(proj, &self.rows[range.clone()], &self.weights[range], out);
+            for (part, out) in out.chunks_exact_mut(PART).enumerate() {
+                let out: &mut [f32; PART] = out.try_into().expect("part");
+                // A template without support reads no row (and there may be none to read).
+                weighted_rows(
+                    proj.get(part * PART..).unwrap_or_default(),
+                    &self.rows[range.clone()],
+                    &self.weights[range.clone()],
+                    out,
+                );
+            }
         }
     }
 }
@@ -108,10 +116,11 @@ crate::avx2_dispatch! {
     pub(crate) fn correlate(x: &[f32], w: &[f32], out: &mut [f32]) => correlate_portable
 }
 
-/// Sixteen outputs at a time stay in registers while the filter slides over them.
+/// Sixty-four outputs at a time (eight AVX registers, enough independent sums to hide the
+/// addition latency) stay in registers while the filter slides over them.
 #[inline(always)]
 fn correlate_portable(x: &[f32], w: &[f32], out: &mut [f32]) {
-    const LANES: usize = 16;
+    const LANES: usize = 64;
     let mut blocks = out.chunks_exact_mut(LANES);
     let mut base = 0;
     for block in &mut blocks {
@@ -131,17 +140,17 @@ fn correlate_portable(x: &[f32], w: &[f32], out: &mut [f32]) {
 }
 
 crate::avx2_dispatch! {
-    /// `out = Σ weights[r]·proj[rows[r]·CHUNK..][..CHUNK]`, with AVX2 where available.
-    fn weighted_rows(proj: &[f32], rows: &[u32], weights: &[f32], out: &mut [f32; CHUNK]) => weighted_rows_portable
+    /// `out = Σ weights[r]·proj[rows[r]·CHUNK..][..PART]`, with AVX2 where available.
+    fn weighted_rows(proj: &[f32], rows: &[u32], weights: &[f32], out: &mut [f32; PART]) => weighted_rows_portable
 }
 
-/// The whole chunk (8 AVX registers) accumulates in registers across the template's rows.
+/// A part of the chunk (8 AVX registers) accumulates in registers across the template's rows.
 #[inline(always)]
-fn weighted_rows_portable(proj: &[f32], rows: &[u32], weights: &[f32], out: &mut [f32; CHUNK]) {
-    let mut acc = [0.0f32; CHUNK];
+fn weighted_rows_portable(proj: &[f32], rows: &[u32], weights: &[f32], out: &mut [f32; PART]) {
+    let mut acc = [0.0f32; PART];
     for (&r, &w) in rows.iter().zip(weights) {
-        let row: &[f32; CHUNK] = proj[r as usize * CHUNK..][..CHUNK].try_into().expect("row");
-        for i in 0..CHUNK {
+        let row: &[f32; PART] = proj[r as usize * CHUNK..][..PART].try_into().expect("row");
+        for i in 0..PART {
             acc[i] += w * row[i];
         }
     }
