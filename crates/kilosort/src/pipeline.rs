@@ -30,7 +30,8 @@ pub struct SortOutput {
     pub preprocessor: Preprocessor,
     /// The estimated drift, when drift correction ran.
     pub drift: Option<DriftModel>,
-    /// Universal-template detections on uncorrected data (the drift scatter plot's spikes).
+    /// Universal-template detections on uncorrected data (the drift scatter plot's spikes),
+    /// without their features.
     pub drift_spikes: Option<UniversalSpikes>,
     /// The learned temporal basis (`wPCA`, `wTEMP`).
     pub basis: TemporalBasis,
@@ -121,6 +122,9 @@ pub fn sort(recording: &BinaryRecording, plan: &Plan, progress: &dyn Progress) -
     let source = |b: usize| prepared_batch(&reader, &pre, corrector.as_ref(), b);
     let (basis, universal) = timings.stage("spike detection", || detect_all(&source, &grid, plan, progress))?;
     let first = timings.stage("first clustering", || first_clustering(&universal, &grid, plan, progress))?;
+    // The universal features (240 bytes a spike) are not needed after the first clustering.
+    let n_universal_spikes = universal.len();
+    drop(universal);
     let learned = timings.stage("learned templates", || {
         learned_templates(first.templates.view(), &cluster_sizes(&first.labels, first.n_clusters()), &basis)
     });
@@ -136,7 +140,7 @@ pub fn sort(recording: &BinaryRecording, plan: &Plan, progress: &dyn Progress) -
         drift,
         drift_spikes,
         grid,
-        n_universal_spikes: universal.len(),
+        n_universal_spikes,
         n_first_clusters: first.n_clusters(),
         learned_peak_channels: matcher.peak_channels().to_vec(),
         nearest_channels: matcher.nearest_channels().to_owned(),
@@ -164,7 +168,9 @@ fn estimate_motion(
         return Ok((None, None));
     }
     let source = |b: usize| prepared_batch(reader, pre, None, b);
-    let (_, spikes) = detect_all(&source, grid, plan, progress)?;
+    let (_, mut spikes) = detect_all(&source, grid, plan, progress)?;
+    // Only times, depths and amplitudes are used from here on (and kept for the scatter plot).
+    spikes.features = Array3::zeros((0, spikes.features.dim().1, spikes.features.dim().2));
     // Spikes without a positive channel have no depth; they carry no position information.
     let usable: Vec<usize> = (0..spikes.len()).filter(|&i| spikes.depth[i].is_finite()).collect();
     let batch: Vec<u32> = usable.iter().map(|&i| spikes.batch[i]).collect();
@@ -176,7 +182,7 @@ fn estimate_motion(
 }
 
 /// Learns the temporal basis and runs universal-template detection on every batch.
-fn detect_all(
+pub fn detect_all(
     source: &(dyn Fn(usize) -> Array2<f32> + Sync),
     grid: &TemplateGrid,
     plan: &Plan,
@@ -195,7 +201,7 @@ fn detect_all(
 }
 
 /// Graph clustering of the universal detections, a spike's template being its grid position.
-fn first_clustering(
+pub fn first_clustering(
     spikes: &UniversalSpikes,
     grid: &TemplateGrid,
     plan: &Plan,
@@ -223,7 +229,7 @@ fn cluster_sizes(labels: &[u32], n: usize) -> Vec<usize> {
 }
 
 /// Matching pursuit over every batch, batches in parallel, concatenated in time order.
-fn match_all(
+pub fn match_all(
     source: &(dyn Fn(usize) -> Array2<f32> + Sync),
     matcher: &TemplateMatcher,
     plan: &Plan,
@@ -256,7 +262,7 @@ fn match_all(
 }
 
 /// Graph clustering of the matched spikes, a spike's template being its learned template.
-fn final_clustering(
+pub fn final_clustering(
     matched: &MatchedBatch,
     matcher: &TemplateMatcher,
     grid: &TemplateGrid,

@@ -95,6 +95,7 @@ impl BinaryRecording {
                     out[k * stride + column] = self.dtype.decode(&row[offset..offset + size]);
                 }
             }
+            segment.release(sample, local_end, row_bytes);
             sample = local_end;
         }
     }
@@ -102,6 +103,24 @@ impl BinaryRecording {
     fn segment_of(&self, sample: u64) -> &Segment {
         let i = self.segments.partition_point(|s| s.first_sample + s.n_samples <= sample);
         &self.segments[i]
+    }
+}
+
+impl Segment {
+    /// Lets the OS drop the mapped pages of samples `[start, end)` from this process: each pass
+    /// reads a batch once, and without this the whole file would count in the resident memory
+    /// of a long sort. Pages are re-read from the file if touched again, so this is only a hint.
+    fn release(&self, start: u64, end: u64, row_bytes: usize) {
+        #[cfg(unix)]
+        {
+            let offset = (start - self.first_sample) as usize * row_bytes;
+            let len = (end - start) as usize * row_bytes;
+            // SAFETY: the map is a read-only shared file mapping; MADV_DONTNEED only unmaps the
+            // pages, and a later access faults them back in from the file with the same bytes.
+            let _ = unsafe { self.map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len) };
+        }
+        #[cfg(not(unix))]
+        let _ = (start, end, row_bytes);
     }
 }
 
