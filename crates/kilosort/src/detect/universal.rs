@@ -113,8 +113,7 @@ impl<'a> UniversalMatcher<'a> {
         for c in 0..n_chan {
             let row = &mut s.bound[c * width..(c + 1) * width];
             for q in 0..nk {
-                let bq = &s.corr[(c * nk + q) * width..(c * nk + q + 1) * width];
-                row.iter_mut().zip(bq).for_each(|(m, &v)| *m = m.max(v * v));
+                max_square_assign(row, &s.corr[(c * nk + q) * width..(c * nk + q + 1) * width]);
             }
         }
         let n_pos = self.grid.len();
@@ -129,7 +128,7 @@ impl<'a> UniversalMatcher<'a> {
             let channels = self.grid.channels.row(k);
             sum.fill(0.0);
             for &c in channels {
-                sum.iter_mut().zip(&s.bound[c * width..(c + 1) * width]).for_each(|(a, &v)| *a += v);
+                add_assign(&mut sum, &s.bound[c * width..(c + 1) * width]);
             }
             // Blocks of LANES columns holding a candidate are computed whole: the extra
             // columns get their true value, which is below the threshold, so it changes nothing.
@@ -241,6 +240,26 @@ struct Scratch {
     bound: Vec<f32>,
     best: Vec<f32>,
     best_kind: Vec<i16>,
+}
+
+crate::avx2_dispatch! {
+    /// `acc[i] += x[i]`.
+    fn add_assign(acc: &mut [f32], x: &[f32]) => add_assign_portable
+}
+
+#[inline(always)]
+fn add_assign_portable(acc: &mut [f32], x: &[f32]) {
+    acc.iter_mut().zip(x).for_each(|(a, &v)| *a += v);
+}
+
+crate::avx2_dispatch! {
+    /// `acc[i] = max(acc[i], x[i]²)`.
+    fn max_square_assign(acc: &mut [f32], x: &[f32]) => max_square_assign_portable
+}
+
+#[inline(always)]
+fn max_square_assign_portable(acc: &mut [f32], x: &[f32]) {
+    acc.iter_mut().zip(x).for_each(|(m, &v)| *m = m.max(v * v));
 }
 
 /// The best |projection| over envelope sizes and temporal templates for `LANES` consecutive
