@@ -86,7 +86,11 @@ def check_phylib(folder):
     assert np.all(np.isfinite(xa)) and np.all(np.isfinite(ya)) and np.mean(xa > ya) > 0.5
     print(f"TemplateFeatureView pair ({a}, {b}): cluster {a} spikes at mean ({xa.mean():.2f}, {ya.mean():.2f})")
     depths = model.get_depths()
-    assert depths.shape == (n,) and np.all(np.isfinite(depths))
+    # phylib weights channels by the positive part of the first PC feature, so a spike whose
+    # first-PC features are all negative (a positive-going spike) has no depth there (NaN), as
+    # with Kilosort4's folders.
+    assert depths.shape == (n,) and np.mean(np.isfinite(depths)) > 0.9
+    print(f"phylib depths: {np.isfinite(depths).sum()} of {n} spikes finite")
     labels = model.metadata["KSLabel"]
     assert set(labels) == set(range(k)) and set(labels.values()) <= {"good", "mua"}
     assert set(model.metadata["ContamPct"]) == set(range(k))
