@@ -48,6 +48,7 @@ pub fn run(args: &SortArgs) -> Result<()> {
     let results = PhyResults::from_sort(&out, &session.plan, &session.recording, &session.probe_name);
     folder.write_phy(&results)?;
     kilosort::phy::write_drift_plots(&out, &session.plan, folder.path())?;
+    kilosort::phy::write_diagnostic_plots(&out, &session.plan, folder.path())?;
     let log = run_log(&out, &session, start.elapsed().as_secs_f64());
     folder.add_file(LOG_FILE, log.as_bytes())?;
     let written = folder.commit().with_context(|| format!("writing results to {}", target.display()))?;

@@ -57,6 +57,8 @@ fn demo_sorts_a_simulated_recording_into_a_complete_phy_folder() {
         "dshift.npy",
         "drift_amount.png",
         "drift_scatter.png",
+        "spike_positions.png",
+        "diagnostics.png",
     ] {
         assert!(results.join(file).exists(), "{file} missing");
     }

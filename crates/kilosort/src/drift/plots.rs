@@ -42,14 +42,15 @@ const AMPLITUDE_LEVELS: usize = 90;
 static FONT: Once = Once::new();
 
 /// Registers the bundled font once: plotters' pure-Rust text renderer needs one.
-fn register_fonts() {
+pub(crate) fn register_fonts() {
     FONT.call_once(|| {
         // The bytes are a valid TTF shipped by the dependency; failure would be a build bug.
         let _ = register_font("sans-serif", FontStyle::Normal, epaint_default_fonts::UBUNTU_LIGHT);
     });
 }
 
-fn plot_error(path: &Path, e: impl std::fmt::Display) -> Error {
+/// A drawing failure as an I/O error on `path`.
+pub(crate) fn plot_error(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::io("cannot draw", path, std::io::Error::other(e.to_string()))
 }
 
@@ -129,7 +130,7 @@ pub fn drift_scatter(spikes: &DriftSpikes, times_s: &[f64], tmin: f64, path: &Pa
 }
 
 /// The range of finite values, widened a little (and to a unit range if empty or flat).
-fn extent(values: impl Iterator<Item = f64>) -> (f64, f64) {
+pub(crate) fn extent(values: impl Iterator<Item = f64>) -> (f64, f64) {
     let (lo, hi) =
         values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
     if !lo.is_finite() {

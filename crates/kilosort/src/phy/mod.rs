@@ -26,6 +26,7 @@
 mod assemble;
 mod files;
 mod folder;
+mod plots;
 
 use std::path::{Path, PathBuf};
 
@@ -40,6 +41,7 @@ use crate::settings::Settings;
 pub use assemble::{waveforms, write_drift_plots};
 pub use files::PROVENANCE_FILE;
 pub use folder::ResultsFolder;
+pub use plots::write_diagnostic_plots;
 
 /// Everything a Phy results folder holds. `n` = kept spikes, `K` = clusters, `Nchan` = sorted
 /// channels, `nt` = waveform samples, `nC` = feature channels, `nPC` = PCs.
