@@ -256,6 +256,8 @@ mod tests {
         assert_eq!(png_size(&path), DIAGNOSTICS_SIZE);
         // No units at all still draws empty panels.
         let none = Array3::<f32>::zeros((0, 32, 6));
-        draw_diagnostics(pcs.view(), 30_000.0, none.view(), &[], &path).unwrap();
+        let empty = dir.path().join("empty.png");
+        draw_diagnostics(pcs.view(), 30_000.0, none.view(), &[], &empty).unwrap();
+        assert_eq!(png_size(&empty), DIAGNOSTICS_SIZE);
     }
 }
