@@ -34,7 +34,7 @@ fn universal_detection_finds_the_spikes_and_first_clusters_follow_the_units() {
     let reader = BatchReader::new(&recording, plan.layout, plan.probe.channel_map.clone(), None, None);
     let pre = Preprocessor::fit(&reader, &plan, &NoProgress);
     let grid = TemplateGrid::new(&plan.probe, &settings);
-    let source = |b: usize, out: &mut ndarray::Array2<f32>| prepared_batch(&reader, &pre, None, b, out);
+    let source = |b: usize| prepared_batch(&reader, &pre, None, b);
     let (_, spikes) = detect_all(&source, &grid, &plan, &NoProgress).unwrap();
 
     let (gt, _) = load_gt_folder(dir.path()).unwrap();

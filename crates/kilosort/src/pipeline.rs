@@ -92,39 +92,21 @@ impl SortedSpikes {
     }
 }
 
-/// A prepared-batch source: fills the buffer (channels × padded length) with batch `b`.
-pub type BatchSource<'a> = dyn Fn(usize, &mut Array2<f32>) + Sync + 'a;
-
-thread_local! {
-    /// The raw batch each worker thread reads into, reused across batches.
-    static RAW_BATCH: std::cell::RefCell<Array2<f32>> = std::cell::RefCell::new(Array2::zeros((0, 0)));
-}
-
-/// Fills `out` (channels × padded length) with padded batch `b`: read, filtered, whitened, and
-/// drift-corrected when `drift` is set. The raw read goes into a per-thread buffer, so no batch
-/// allocates.
+/// Whitened padded batch `b`: read, filtered, whitened, and drift-corrected when `drift` is set.
 pub fn prepared_batch(
     reader: &BatchReader,
     pre: &Preprocessor,
     drift: Option<&DriftCorrector>,
     b: usize,
-    out: &mut Array2<f32>,
-) {
-    let shape = (reader.n_channels(), reader.layout().padded_len());
-    if out.dim() != shape {
-        *out = Array2::zeros(shape);
+) -> Array2<f32> {
+    let mut raw = reader.read(b).data;
+    let mut out = Array2::zeros(raw.dim());
+    pre.apply(&mut raw, &mut out);
+    if let Some(corrector) = drift {
+        corrector.apply(b, out.view(), raw.view_mut());
+        return raw;
     }
-    RAW_BATCH.with_borrow_mut(|raw| {
-        if raw.dim() != shape {
-            *raw = Array2::zeros(shape);
-        }
-        reader.read_into(b, raw);
-        pre.apply(raw, out);
-        if let Some(corrector) = drift {
-            corrector.apply(b, out.view(), raw.view_mut());
-            std::mem::swap(raw, out);
-        }
-    });
+    out
 }
 
 /// Sorts `recording` as `plan` says.
@@ -137,7 +119,7 @@ pub fn sort(recording: &BinaryRecording, plan: &Plan, progress: &dyn Progress) -
     let (drift, drift_spikes) =
         timings.stage("drift correction", || estimate_motion(&reader, &pre, &grid, plan, progress))?;
     let corrector = drift.as_ref().map(|m| DriftCorrector::new(m, &plan.probe, s.sig_interp));
-    let source = |b: usize, out: &mut Array2<f32>| prepared_batch(&reader, &pre, corrector.as_ref(), b, out);
+    let source = |b: usize| prepared_batch(&reader, &pre, corrector.as_ref(), b);
     let (basis, universal) = timings.stage("spike detection", || detect_all(&source, &grid, plan, progress))?;
     let first = timings.stage("first clustering", || first_clustering(&universal, &grid, plan, progress))?;
     // The universal features (240 bytes a spike) are not needed after the first clustering.
@@ -185,7 +167,7 @@ fn estimate_motion(
     if plan.settings.nblocks == 0 {
         return Ok((None, None));
     }
-    let source = |b: usize, out: &mut Array2<f32>| prepared_batch(reader, pre, None, b, out);
+    let source = |b: usize| prepared_batch(reader, pre, None, b);
     let (_, mut spikes) = detect_all(&source, grid, plan, progress)?;
     // Only times, depths and amplitudes are used from here on (and kept for the scatter plot).
     spikes.features = Array3::zeros((0, spikes.features.dim().1, spikes.features.dim().2));
@@ -201,7 +183,7 @@ fn estimate_motion(
 
 /// Learns the temporal basis and runs universal-template detection on every batch.
 pub fn detect_all(
-    source: &BatchSource,
+    source: &(dyn Fn(usize) -> Array2<f32> + Sync),
     grid: &TemplateGrid,
     plan: &Plan,
     progress: &dyn Progress,
@@ -248,7 +230,7 @@ fn cluster_sizes(labels: &[u32], n: usize) -> Vec<usize> {
 
 /// Matching pursuit over every batch, batches in parallel, concatenated in time order.
 pub fn match_all(
-    source: &BatchSource,
+    source: &(dyn Fn(usize) -> Array2<f32> + Sync),
     matcher: &TemplateMatcher,
     plan: &Plan,
     progress: &dyn Progress,
@@ -257,15 +239,11 @@ pub fn match_all(
     progress.start("matching learned templates", n as u64);
     let per_batch: Vec<MatchedBatch> = (0..n)
         .into_par_iter()
-        .map_init(
-            || Array2::zeros((0, 0)),
-            |data, b| {
-                source(b, data);
-                let found = matcher.match_batch(data.view(), b);
-                progress.advance(1);
-                found
-            },
-        )
+        .map(|b| {
+            let found = matcher.match_batch(source(b).view(), b);
+            progress.advance(1);
+            found
+        })
         .collect();
     progress.finish();
     let total: usize = per_batch.iter().map(MatchedBatch::len).sum();

@@ -70,7 +70,7 @@ fn learned_basis_and_spike_count_match_kilosort4() {
     let reader = reader(&f);
     assert_eq!(reader.n_batches(), 2);
     let pre = Preprocessor::fit(&reader, &f.plan, &NoProgress);
-    let batch = |b: usize, out: &mut Array2<f32>| prepared_batch(&reader, &pre, None, b, out);
+    let batch = |b: usize| prepared_batch(&reader, &pre, None, b);
     let basis = learn_temporal_basis(&batch, &f.plan, &NoProgress).unwrap();
 
     let theirs: Array2<f32> = read_npy(data("detect/wPCA.npy")).unwrap();
@@ -168,9 +168,7 @@ fn detections_with_kilosort4s_basis_equal_template_match() {
     let grid = TemplateGrid::new(&f.plan.probe, &f.plan.settings);
     let matcher =
         UniversalMatcher::new(&basis, &grid, &f.plan.probe.y, f.plan.trough_index, f.plan.settings.th_universal);
-    let mut whitened = Array2::zeros((0, 0));
-    prepared_batch(&reader, &pre, None, 0, &mut whitened);
-    let found = matcher.detect(whitened.view());
+    let found = matcher.detect(prepared_batch(&reader, &pre, None, 0).view());
 
     let xy: Array2<i64> = read_npy(data("detect/match_xy.npy")).unwrap();
     let amp: Array1<f32> = read_npy(data("detect/match_amp.npy")).unwrap();

@@ -25,10 +25,10 @@ use crate::progress::Progress;
 
 /// Learns the temporal basis from isolated peaks of every 25th batch (spec §6.1).
 ///
-/// `batch(b, out)` fills `out` with whitened padded batch `b`, resizing it if needed. Like
-/// Kilosort4, collection stops before the batch whose snippets would overflow [`MAX_SNIPPETS`].
+/// `batch(b)` returns whitened padded batch `b`. Like Kilosort4, collection stops before the
+/// batch whose snippets would overflow [`MAX_SNIPPETS`].
 pub fn learn_temporal_basis(
-    batch: &(dyn Fn(usize, &mut Array2<f32>) + Sync),
+    batch: &(dyn Fn(usize) -> Array2<f32> + Sync),
     plan: &Plan,
     progress: &dyn Progress,
 ) -> Result<TemporalBasis> {
@@ -43,15 +43,11 @@ pub fn learn_temporal_basis(
     progress.start("learning temporal templates", used.len() as u64);
     let per_batch: Vec<Vec<Vec<f32>>> = used
         .par_iter()
-        .map_init(
-            || Array2::zeros((0, 0)),
-            |data, &b| {
-                batch(b, data);
-                let snippets = isolated_snippets(data.view(), s.nt, plan.trough_index, s.th_single_ch as f32);
-                progress.advance(1);
-                snippets
-            },
-        )
+        .map(|&b| {
+            let snippets = isolated_snippets(batch(b).view(), s.nt, plan.trough_index, s.th_single_ch as f32);
+            progress.advance(1);
+            snippets
+        })
         .collect();
     progress.finish();
     let mut snippets = Vec::new();
@@ -110,10 +106,9 @@ impl UniversalSpikes {
     }
 }
 
-/// Runs universal-template detection over every batch (spec §6.4–6.6), batches in parallel;
-/// `batch` as for [`learn_temporal_basis`].
+/// Runs universal-template detection over every batch (spec §6.4–6.6), batches in parallel.
 pub fn detect_spikes(
-    batch: &(dyn Fn(usize, &mut Array2<f32>) + Sync),
+    batch: &(dyn Fn(usize) -> Array2<f32> + Sync),
     basis: &TemporalBasis,
     grid: &TemplateGrid,
     plan: &Plan,
@@ -125,15 +120,11 @@ pub fn detect_spikes(
     progress.start("detecting spikes", n_batches as u64);
     let found: Vec<BatchDetections> = (0..n_batches)
         .into_par_iter()
-        .map_init(
-            || Array2::zeros((0, 0)),
-            |data, b| {
-                batch(b, data);
-                let d = matcher.detect(data.view());
-                progress.advance(1);
-                d
-            },
-        )
+        .map(|b| {
+            let d = matcher.detect(batch(b).view());
+            progress.advance(1);
+            d
+        })
         .collect();
     progress.finish();
     let n: usize = found.iter().map(|d| d.column.len()).sum();
