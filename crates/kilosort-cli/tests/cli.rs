@@ -1,23 +1,10 @@
 //! Runs the `kilosort-rs` binary on small generated files and checks its output and messages.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn kilosort_rs(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kilosort-rs")).args(args).output().expect("the binary runs")
-}
+mod common;
 
-fn ok(args: &[&str]) -> String {
-    let out = kilosort_rs(args);
-    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = kilosort_rs(args);
-    assert!(!out.status.success(), "{args:?} should fail");
-    String::from_utf8(out.stderr).unwrap()
-}
+use common::{fails, ok};
 
 fn fixture(rel: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data").join(rel).display().to_string()

@@ -3,18 +3,12 @@
 //! leaves a folder that looks complete.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn kilosort_rs(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kilosort-rs")).args(args).output().expect("the binary runs")
-}
+mod common;
 
-fn ok(args: &[&str]) -> String {
-    let out = kilosort_rs(args);
-    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
+use common::{kilosort_rs, ok};
 
 /// The number after `label` in the scorer's table.
 fn number_after(text: &str, label: &str) -> f64 {
