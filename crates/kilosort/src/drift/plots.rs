@@ -10,6 +10,8 @@
 use std::path::Path;
 use std::sync::Once;
 
+use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
@@ -93,6 +95,43 @@ pub fn drift_amount(model: &DriftModel, batch_seconds: f64, tmin: f64, path: &Pa
     root.present().map_err(|e| fail(&e))
 }
 
+/// Ranges and labels of a scatter figure's axes.
+pub(crate) struct ScatterAxes<'a> {
+    pub x: (f64, f64),
+    pub y: (f64, f64),
+    pub x_desc: &'a str,
+    pub y_desc: &'a str,
+}
+
+/// A white canvas with a captioned, gridless chart in the house style of the large scatter
+/// figures (`drift_scatter.png`, `spike_positions.png`).
+pub(crate) fn white_scatter_chart<'a, 'b>(
+    root: &'a DrawingArea<BitMapBackend<'b>, Shift>,
+    caption: &str,
+    axes: &ScatterAxes,
+    path: &Path,
+) -> Result<ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>> {
+    let fail = |e: &dyn std::fmt::Display| plot_error(path, e);
+    root.fill(&WHITE).map_err(|e| fail(&e))?;
+    let mut chart = ChartBuilder::on(root)
+        .caption(caption, ("sans-serif", 40))
+        .margin(30)
+        .x_label_area_size(70)
+        .y_label_area_size(100)
+        .build_cartesian_2d(axes.x.0..axes.x.1, axes.y.0..axes.y.1)
+        .map_err(|e| fail(&e))?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .label_style(("sans-serif", 24))
+        .axis_desc_style(("sans-serif", 30))
+        .x_desc(axes.x_desc)
+        .y_desc(axes.y_desc)
+        .draw()
+        .map_err(|e| fail(&e))?;
+    Ok(chart)
+}
+
 /// Writes `drift_scatter.png`: each spike at (time + `tmin`, depth), white background, grey
 /// level by amplitude (clipped to 10–100, 90 log bins, darker = larger).
 pub fn drift_scatter(spikes: &DriftSpikes, times_s: &[f64], tmin: f64, path: &Path) -> Result<()> {
@@ -103,23 +142,8 @@ pub fn drift_scatter(spikes: &DriftSpikes, times_s: &[f64], tmin: f64, path: &Pa
     let (y0, y1) = extent(spikes.depth_um.iter().map(|&y| y as f64));
     let greys = grey_levels(spikes.amplitude);
     let root = BitMapBackend::new(path, SCATTER_SIZE).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| fail(&e))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption("Spike amplitude across time and depth", ("sans-serif", 40))
-        .margin(30)
-        .x_label_area_size(70)
-        .y_label_area_size(100)
-        .build_cartesian_2d(t0..t1, y0..y1)
-        .map_err(|e| fail(&e))?;
-    chart
-        .configure_mesh()
-        .disable_mesh()
-        .label_style(("sans-serif", 24))
-        .axis_desc_style(("sans-serif", 30))
-        .x_desc("Time (s)")
-        .y_desc("Depth (µm)")
-        .draw()
-        .map_err(|e| fail(&e))?;
+    let axes = ScatterAxes { x: (t0, t1), y: (y0, y1), x_desc: "Time (s)", y_desc: "Depth (µm)" };
+    let mut chart = white_scatter_chart(&root, "Spike amplitude across time and depth", &axes, path)?;
     let points = (0..spikes.len()).map(|i| {
         let g = greys[i];
         let at = (times_s[i] + tmin, spikes.depth_um[i] as f64);

@@ -15,7 +15,7 @@ use plotters::coord::Shift;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
-use crate::drift::plots::{extent, plot_error, register_fonts};
+use crate::drift::plots::{ScatterAxes, extent, plot_error, register_fonts, white_scatter_chart};
 use crate::error::Result;
 use crate::pipeline::SortOutput;
 use crate::plan::Plan;
@@ -79,23 +79,9 @@ fn draw_spike_positions(
     let (d0, d1) = extent(positions.column(1).iter().map(|&v| v as f64));
     let (l0, l1) = extent(positions.column(0).iter().map(|&v| v as f64));
     let root = BitMapBackend::new(path, POSITIONS_SIZE).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| fail(&e))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption("Spike positions, coloured by unit (grey: not refractory)", ("sans-serif", 40))
-        .margin(30)
-        .x_label_area_size(70)
-        .y_label_area_size(100)
-        .build_cartesian_2d(d0..d1, l0..l1)
-        .map_err(|e| fail(&e))?;
-    chart
-        .configure_mesh()
-        .disable_mesh()
-        .label_style(("sans-serif", 24))
-        .axis_desc_style(("sans-serif", 30))
-        .x_desc("Depth (µm)")
-        .y_desc("Lateral position (µm)")
-        .draw()
-        .map_err(|e| fail(&e))?;
+    let axes = ScatterAxes { x: (d0, d1), y: (l0, l1), x_desc: "Depth (µm)", y_desc: "Lateral position (µm)" };
+    let caption = "Spike positions, coloured by unit (grey: not refractory)";
+    let mut chart = white_scatter_chart(&root, caption, &axes, path)?;
     let dots = positions.outer_iter().zip(cluster).map(|(xy, &c)| {
         let good = is_refractory.get(c as usize).copied().unwrap_or(false);
         let colour = if good { UNIT_COLOURS[c as usize % UNIT_COLOURS.len()] } else { MUA_COLOUR };
