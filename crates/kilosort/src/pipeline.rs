@@ -30,8 +30,8 @@ pub struct SortOutput {
     pub preprocessor: Preprocessor,
     /// The estimated drift, when drift correction ran.
     pub drift: Option<DriftModel>,
-    /// Universal-template detections on uncorrected data (the drift scatter plot's spikes),
-    /// without their features.
+    /// Universal-template detections on uncorrected data that have a depth (the drift scatter
+    /// plot's spikes), without their features.
     pub drift_spikes: Option<UniversalSpikes>,
     /// The learned temporal basis (`wPCA`, `wTEMP`).
     pub basis: TemporalBasis,
@@ -168,15 +168,14 @@ fn estimate_motion(
         return Ok((None, None));
     }
     let source = |b: usize| prepared_batch(reader, pre, None, b);
-    let (_, mut spikes) = detect_all(&source, grid, plan, progress)?;
+    let (_, detected) = detect_all(&source, grid, plan, progress)?;
+    // Spikes without a positive channel have no depth; they carry no position information.
+    let located: Vec<usize> = (0..detected.len()).filter(|&i| detected.depth[i].is_finite()).collect();
+    let mut spikes = detected.select(&located);
+    drop(detected);
     // Only times, depths and amplitudes are used from here on (and kept for the scatter plot).
     spikes.features = Array3::zeros((0, spikes.features.dim().1, spikes.features.dim().2));
-    // Spikes without a positive channel have no depth; they carry no position information.
-    let usable: Vec<usize> = (0..spikes.len()).filter(|&i| spikes.depth[i].is_finite()).collect();
-    let batch: Vec<u32> = usable.iter().map(|&i| spikes.batch[i]).collect();
-    let depth: Vec<f32> = usable.iter().map(|&i| spikes.depth[i]).collect();
-    let amplitude: Vec<f32> = usable.iter().map(|&i| spikes.amplitude[i]).collect();
-    let table = DriftSpikes { batch: &batch, depth_um: &depth, amplitude: &amplitude };
+    let table = DriftSpikes { batch: &spikes.batch, depth_um: &spikes.depth, amplitude: &spikes.amplitude };
     let model = estimate_drift(&table, plan.layout.n_batches, &plan.probe, &plan.settings)?;
     Ok((model, Some(spikes)))
 }

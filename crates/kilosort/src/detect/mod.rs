@@ -104,6 +104,19 @@ impl UniversalSpikes {
     pub fn is_empty(&self) -> bool {
         self.sample.is_empty()
     }
+
+    /// The spikes at `keep` (indices, in order), with their features.
+    pub fn select(&self, keep: &[usize]) -> UniversalSpikes {
+        UniversalSpikes {
+            sample: keep.iter().map(|&i| self.sample[i]).collect(),
+            batch: keep.iter().map(|&i| self.batch[i]).collect(),
+            template: keep.iter().map(|&i| self.template[i]).collect(),
+            kind: keep.iter().map(|&i| self.kind[i]).collect(),
+            amplitude: keep.iter().map(|&i| self.amplitude[i]).collect(),
+            depth: keep.iter().map(|&i| self.depth[i]).collect(),
+            features: self.features.select(ndarray::Axis(0), keep),
+        }
+    }
 }
 
 /// Runs universal-template detection over every batch (spec §6.4–6.6), batches in parallel.

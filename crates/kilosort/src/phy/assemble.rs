@@ -106,11 +106,8 @@ pub fn write_drift_plots(sort: &SortOutput, plan: &Plan, dir: &std::path::Path) 
     let fs = plan.settings.fs;
     let tmin = plan.layout.imin as f64 / fs;
     crate::drift::plots::drift_amount(model, plan.layout.batch_size as f64 / fs, tmin, &dir.join("drift_amount.png"))?;
-    let usable: Vec<usize> = (0..spikes.len()).filter(|&i| spikes.depth[i].is_finite()).collect();
-    let batch: Vec<u32> = usable.iter().map(|&i| spikes.batch[i]).collect();
-    let depth: Vec<f32> = usable.iter().map(|&i| spikes.depth[i]).collect();
-    let amplitude: Vec<f32> = usable.iter().map(|&i| spikes.amplitude[i]).collect();
-    let times: Vec<f64> = usable.iter().map(|&i| spikes.sample[i] as f64 / fs).collect();
-    let table = crate::drift::DriftSpikes { batch: &batch, depth_um: &depth, amplitude: &amplitude };
+    let times: Vec<f64> = spikes.sample.iter().map(|&t| t as f64 / fs).collect();
+    let table =
+        crate::drift::DriftSpikes { batch: &spikes.batch, depth_um: &spikes.depth, amplitude: &spikes.amplitude };
     crate::drift::plots::drift_scatter(&table, &times, tmin, &dir.join("drift_scatter.png"))
 }
