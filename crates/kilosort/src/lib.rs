@@ -18,6 +18,7 @@
 #![deny(missing_docs)]
 
 pub mod cluster;
+mod correlate;
 pub mod detect;
 pub mod drift;
 pub mod error;

@@ -17,7 +17,7 @@ use rayon::prelude::*;
 pub use basis::TemporalBasis;
 pub use grid::{TemplateGrid, grid_axes, vertical_spacing};
 pub use learn::{MAX_SNIPPETS, SNIPPET_BATCH_STRIDE, isolated_snippets, learn_basis};
-pub use universal::{BatchDetections, UniversalMatcher};
+pub use universal::{BatchDetections, DetectionScratch, UniversalMatcher};
 
 use crate::error::{Error, Result};
 use crate::plan::Plan;
@@ -133,8 +133,8 @@ pub fn detect_spikes(
     progress.start("detecting spikes", n_batches as u64);
     let found: Vec<BatchDetections> = (0..n_batches)
         .into_par_iter()
-        .map(|b| {
-            let d = matcher.detect(batch(b).view());
+        .map_init(DetectionScratch::default, |scratch, b| {
+            let d = matcher.detect_with(batch(b).view(), scratch);
             progress.advance(1);
             d
         })

@@ -11,6 +11,7 @@ use ndarray::{ArrayView2, ArrayView3};
 use rayon::prelude::*;
 
 use super::table::ScoreTable;
+use crate::correlate::{FilterLayout, LANES, correlate_filters};
 
 /// Samples per chunk: the projections of all channels for one chunk (channels × PCs × 128
 /// floats, 1.2 MB at 384 channels and 6 PCs) stay in L2 while every template reads its rows.
@@ -22,6 +23,7 @@ const PART: usize = 64;
 /// Which projection rows each template combines, with which weights.
 #[derive(Debug, Clone)]
 pub(crate) struct ScoreKernel {
+    /// `wPCA` transposed `(tap, pc)`.
     pcs: Vec<f32>,
     nt: usize,
     n_pcs: usize,
@@ -54,7 +56,7 @@ impl ScoreKernel {
             }
             offsets.push(rows.len());
         }
-        ScoreKernel { pcs: pcs.iter().copied().collect(), nt: pcs.ncols(), n_pcs, channels, offsets, rows, weights }
+        ScoreKernel { pcs: pcs.t().iter().copied().collect(), nt: pcs.ncols(), n_pcs, channels, offsets, rows, weights }
     }
 
     /// Fills `table` (scores of every template at columns nt…L−nt of the padded batch `data`)
@@ -86,10 +88,10 @@ impl ScoreKernel {
             let row = data.row(c);
             let x = &row.as_slice().expect("standard layout")[start - half..start - half + len + self.nt - 1];
             for p in 0..self.n_pcs {
-                let out = &mut proj[(slot * self.n_pcs + p) * CHUNK..][..CHUNK];
-                out[len..].fill(0.0);
-                correlate(x, &self.pcs[p * self.nt..(p + 1) * self.nt], &mut out[..len]);
+                proj[(slot * self.n_pcs + p) * CHUNK..][len..CHUNK].fill(0.0);
             }
+            let layout = FilterLayout { first: slot * self.n_pcs * CHUNK, block_stride: LANES, filter_stride: CHUNK };
+            correlate_filters(x, &self.pcs, self.nt, proj, layout);
         }
     }
 
@@ -108,34 +110,6 @@ impl ScoreKernel {
                 );
             }
         }
-    }
-}
-
-crate::avx2_dispatch! {
-    /// `out[i] = Σ_s w[s]·x[i + s]` (x holds out.len() + w.len() − 1 samples), with AVX2 where available.
-    pub(crate) fn correlate(x: &[f32], w: &[f32], out: &mut [f32]) => correlate_portable
-}
-
-/// Sixty-four outputs at a time (eight AVX registers, enough independent sums to hide the
-/// addition latency) stay in registers while the filter slides over them.
-#[inline(always)]
-fn correlate_portable(x: &[f32], w: &[f32], out: &mut [f32]) {
-    const LANES: usize = 64;
-    let mut blocks = out.chunks_exact_mut(LANES);
-    let mut base = 0;
-    for block in &mut blocks {
-        let mut acc = [0.0f32; LANES];
-        for (s, &ws) in w.iter().enumerate() {
-            let xs: &[f32; LANES] = x[base + s..base + s + LANES].try_into().expect("window");
-            for i in 0..LANES {
-                acc[i] += ws * xs[i];
-            }
-        }
-        block.copy_from_slice(&acc);
-        base += LANES;
-    }
-    for (i, o) in blocks.into_remainder().iter_mut().enumerate() {
-        *o = w.iter().enumerate().map(|(s, &ws)| ws * x[base + i + s]).sum();
     }
 }
 
@@ -182,21 +156,4 @@ pub(crate) fn dense_scores(
     ndarray::Array2::from_shape_fn((k, len), |(j, t)| {
         (0..n_chan).map(|c| (0..n_pcs).map(|p| templates[[j, c, p]] * proj[[c, p, t]]).sum::<f32>()).sum()
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn correlation_kernel_matches_the_definition() {
-        let x: Vec<f32> = (0..120).map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0).collect();
-        let w: Vec<f32> = (0..13).map(|s| (s as f32 - 6.0) / 5.0).collect();
-        let mut out = vec![0.0; 108];
-        correlate(&x, &w, &mut out);
-        for (i, o) in out.iter().enumerate() {
-            let expected: f32 = (0..13).map(|s| w[s] * x[i + s]).sum();
-            assert!((o - expected).abs() < 1e-4, "{i}");
-        }
-    }
 }
