@@ -33,7 +33,11 @@ use rayon::prelude::*;
 use crate::sim::{SimulationConfig, simulate};
 
 /// The simulation the built-in set is learned from: the `np1-64` probe with many units, half of
-/// them narrow (fast-spiking), firing often enough for tens of thousands of isolated peaks.
+/// them narrow (fast-spiking), firing often enough for about 12 000 isolated peaks in 60 s.
+///
+/// The stored set depends on the simulator's exact output for this recipe: a change to the
+/// simulator that alters these bytes makes `regenerating_gives_the_stored_builtin_templates`
+/// fail until `builtin_templates.rs` is regenerated.
 pub fn recipe() -> SimulationConfig {
     let base = SimulationConfig::preset("np1-64").expect("np1-64 is a preset");
     SimulationConfig {
@@ -82,6 +86,7 @@ pub fn learn_from_recording(folder: &Path) -> kilosort::Result<LearnedSet> {
         .map(|b| isolated_snippets(prepared_batch(&reader, &pre, None, b).view(), NT, plan.trough_index, threshold))
         .collect();
     let n_batches = per_batch.len();
+    // The recipe yields far fewer than the cap; it only bounds memory for larger recipes.
     let snippets: Vec<Vec<f32>> = per_batch.into_iter().flatten().take(MAX_SNIPPETS).collect();
     let basis = learn_basis(&snippets, NT, N_PCS, N_TEMPLATES).ok_or_else(|| kilosort::Error::NoSpikes {
         stage: "learning the built-in templates",
