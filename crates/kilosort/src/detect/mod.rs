@@ -7,6 +7,7 @@
 //! were prepared.
 
 mod basis;
+mod builtin_templates;
 mod grid;
 mod learn;
 mod universal;
@@ -14,7 +15,7 @@ mod universal;
 use ndarray::{Array2, Array3};
 use rayon::prelude::*;
 
-pub use basis::TemporalBasis;
+pub use basis::{BUILTIN_N_PCS, BUILTIN_N_TEMPLATES, BUILTIN_NT, TemporalBasis};
 pub use grid::{TemplateGrid, grid_axes, vertical_spacing};
 pub use learn::{MAX_SNIPPETS, SNIPPET_BATCH_STRIDE, isolated_snippets, learn_basis};
 pub use universal::{BatchDetections, DetectionScratch, UniversalMatcher};
@@ -23,10 +24,17 @@ use crate::error::{Error, Result};
 use crate::plan::Plan;
 use crate::progress::Progress;
 
-/// Learns the temporal basis from isolated peaks of every 25th batch (spec §6.1).
+/// The temporal basis: learned from isolated peaks of every 25th batch (spec §6.1), or the
+/// built-in universal set ([`TemporalBasis::builtin`]) when `templates_from_data` is false.
 ///
 /// `batch(b)` returns whitened padded batch `b`. Like Kilosort4, collection stops before the
 /// batch whose snippets would overflow [`MAX_SNIPPETS`].
+///
+/// With the built-in set, `nt` and `n_pcs` must match it (61 and 6; [`Settings::validate`]
+/// checks this, so `Plan::new` fails before any data is read) and, as in Kilosort4,
+/// `n_templates` is ignored: the set always has 6 templates, and detection uses all of them.
+///
+/// [`Settings::validate`]: crate::Settings::validate
 pub fn learn_temporal_basis(
     batch: &(dyn Fn(usize) -> Array2<f32> + Sync),
     plan: &Plan,
@@ -34,10 +42,7 @@ pub fn learn_temporal_basis(
 ) -> Result<TemporalBasis> {
     let s = &plan.settings;
     if !s.templates_from_data {
-        return Err(Error::Unsupported {
-            what: "templates_from_data = false".into(),
-            fix: "kilosort-rs learns the temporal templates from the data; leave templates_from_data at true".into(),
-        });
+        return builtin_basis(plan);
     }
     let used: Vec<usize> = (0..plan.layout.n_batches).step_by(SNIPPET_BATCH_STRIDE).collect();
     progress.start("learning temporal templates", used.len() as u64);
@@ -72,6 +77,28 @@ pub fn learn_temporal_basis(
               lowering Th_single_ch finds smaller peaks"
             .into(),
     })
+}
+
+/// The built-in set, after checking that `plan` fits it (a `Plan` made from settings that
+/// skipped validation could still disagree).
+fn builtin_basis(plan: &Plan) -> Result<TemporalBasis> {
+    let s = &plan.settings;
+    let mismatch = |name: &str, value: usize, needed: usize| Error::InvalidSetting {
+        origin: "settings".into(),
+        name: name.into(),
+        value: value.to_string(),
+        reason: format!(
+            "the built-in universal templates (templates_from_data = false) need {name} = {needed}: use \
+             {name} = {needed} or set templates_from_data = true"
+        ),
+    };
+    if s.nt != BUILTIN_NT {
+        return Err(mismatch("nt", s.nt, BUILTIN_NT));
+    }
+    if s.n_pcs != BUILTIN_N_PCS {
+        return Err(mismatch("n_pcs", s.n_pcs, BUILTIN_N_PCS));
+    }
+    Ok(TemporalBasis::builtin())
 }
 
 /// Every spike found by universal-template matching, over all batches, in time order.

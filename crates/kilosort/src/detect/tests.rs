@@ -158,3 +158,36 @@ fn pure_noise_gives_almost_no_detections() {
     let found = UniversalMatcher::new(&basis, &grid, &probe.y, TROUGH, 9.0).detect(data.view());
     assert!(found.column.len() <= 2, "{} false detections in 1 s of noise", found.column.len());
 }
+
+/// A plan over a small all-zero recording.
+fn zero_plan(settings: Settings) -> (tempfile::TempDir, crate::plan::Plan) {
+    use crate::io::{BinaryRecording, Dtype};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rec.bin");
+    let probe = two_column_probe(4);
+    std::fs::write(&path, vec![0u8; probe.len() * 70_000 * 2]).unwrap();
+    let recording = BinaryRecording::open(&[path], probe.len(), Dtype::Int16).unwrap();
+    let settings = Settings { n_chan_bin: Some(probe.len()), ..settings };
+    let plan = crate::plan::Plan::new(&settings, &probe, &recording).unwrap();
+    (dir, plan)
+}
+
+#[test]
+fn without_templates_from_data_the_builtin_set_is_used_without_reading_data() {
+    let (_dir, plan) = zero_plan(Settings { templates_from_data: false, n_templates: 3, ..Settings::default() });
+    let unread = |_: usize| -> Array2<f32> { panic!("the built-in set needs no data") };
+    let basis = learn_temporal_basis(&unread, &plan, &crate::progress::NoProgress).unwrap();
+    // n_templates is ignored, as in Kilosort4: the stored set has 6.
+    assert_eq!(basis, TemporalBasis::builtin());
+    assert_eq!(basis.n_templates(), 6);
+}
+
+#[test]
+fn a_plan_that_does_not_fit_the_builtin_set_is_an_error() {
+    let (_dir, mut plan) = zero_plan(Settings { templates_from_data: false, ..Settings::default() });
+    // Settings changed after validation.
+    plan.settings.n_pcs = 4;
+    let unread = |_: usize| -> Array2<f32> { panic!("the built-in set needs no data") };
+    let msg = learn_temporal_basis(&unread, &plan, &crate::progress::NoProgress).unwrap_err().to_string();
+    assert!(msg.contains("`n_pcs` = 4") && msg.contains("n_pcs = 6") && msg.contains("templates_from_data"), "{msg}");
+}

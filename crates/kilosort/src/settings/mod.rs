@@ -11,6 +11,7 @@ pub mod value;
 
 use std::path::{Path, PathBuf};
 
+use crate::detect::{BUILTIN_N_PCS, BUILTIN_NT};
 use crate::error::{Error, Result};
 use crate::io::Dtype;
 pub use table::{Parameter, Stage};
@@ -173,7 +174,7 @@ declare_settings! {
     [SpikeDetection, "max peels", min 1, max 10000, exclude []]
     max_peels: usize = 100,
     /// Learn the temporal templates and PCs from the data; false uses the built-in universal set
-    /// (which requires nt = 61 and n_pcs = 6).
+    /// (which requires nt = 61 and n_pcs = 6; n_templates is then ignored: the set has 6).
     [SpikeDetection, "templates from data", min 0, max 1, exclude []]
     templates_from_data: bool = true,
     /// Number of single-channel temporal templates found by k-means.
@@ -351,18 +352,24 @@ impl Settings {
                 "nt must be odd (e.g. 61): waveforms are centred on one sample",
             ));
         }
-        if !self.templates_from_data && self.nt != 61 {
+        if !self.templates_from_data && self.nt != BUILTIN_NT {
             return Err(invalid(
                 "nt",
                 self.nt.to_string(),
-                "the built-in universal templates are 61 samples long: use nt = 61 or set templates_from_data = true",
+                &format!(
+                    "with templates_from_data = false the built-in universal templates are used, which are \
+                     {BUILTIN_NT} samples long: use nt = {BUILTIN_NT} or set templates_from_data = true"
+                ),
             ));
         }
-        if !self.templates_from_data && self.n_pcs != 6 {
+        if !self.templates_from_data && self.n_pcs != BUILTIN_N_PCS {
             return Err(invalid(
                 "n_pcs",
                 self.n_pcs.to_string(),
-                "the built-in universal templates have 6 PCs: use n_pcs = 6 or set templates_from_data = true",
+                &format!(
+                    "with templates_from_data = false the built-in universal templates are used, which have \
+                     {BUILTIN_N_PCS} PCs: use n_pcs = {BUILTIN_N_PCS} or set templates_from_data = true"
+                ),
             ));
         }
         if self.tmax <= self.tmin {

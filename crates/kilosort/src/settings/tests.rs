@@ -183,3 +183,17 @@ fn changed_from_default_lists_only_changes() {
     let names: Vec<&str> = s.changed_from_default().into_iter().map(|(k, _)| k).collect();
     assert_eq!(names, ["n_chan_bin", "nblocks"]);
 }
+
+#[test]
+fn builtin_templates_need_their_nt_and_n_pcs() {
+    let base = Settings { n_chan_bin: Some(4), templates_from_data: false, ..Settings::default() };
+    base.validate("settings.json").unwrap();
+    let msg = Settings { nt: 81, ..base.clone() }.validate("settings.json").unwrap_err().to_string();
+    assert!(msg.contains("`nt` = 81") && msg.contains("nt = 61") && msg.contains("templates_from_data"), "{msg}");
+    let msg = Settings { n_pcs: 3, ..base.clone() }.validate("settings.json").unwrap_err().to_string();
+    assert!(msg.contains("`n_pcs` = 3") && msg.contains("n_pcs = 6") && msg.contains("templates_from_data"), "{msg}");
+    // Kilosort4 ignores n_templates with its stored set; so do we.
+    Settings { n_templates: 4, ..base.clone() }.validate("settings.json").unwrap();
+    // Learning from the data has no such limits.
+    Settings { nt: 81, n_pcs: 3, templates_from_data: true, ..base }.validate("settings.json").unwrap();
+}
