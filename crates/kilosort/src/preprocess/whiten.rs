@@ -131,8 +131,8 @@ impl Whitening {
     }
 }
 
-crate::avx2_dispatch! {
-    /// `y = Σ wₖ·xₖ`, with AVX2 where available.
+crate::fma_dispatch! {
+    /// `y = Σ wₖ·xₖ` (fused multiply-adds in input order), vectorised where the CPU can.
     pub(crate) fn weighted_sum(y: &mut [f32], inputs: &[(f32, &[f32])]) => weighted_sum_portable
 }
 
@@ -145,11 +145,11 @@ fn weighted_sum_portable(y: &mut [f32], inputs: &[(f32, &[f32])]) {
         let [(w0, x0), (w1, x1), (w2, x2), (w3, x3)] = [q[0], q[1], q[2], q[3]];
         let n = y.len().min(x0.len()).min(x1.len()).min(x2.len()).min(x3.len());
         for t in 0..n {
-            y[t] += w0 * x0[t] + w1 * x1[t] + w2 * x2[t] + w3 * x3[t];
+            y[t] = w3.mul_add(x3[t], w2.mul_add(x2[t], w1.mul_add(x1[t], w0.mul_add(x0[t], y[t]))));
         }
     }
     for &(w, x) in quads.remainder() {
-        y.iter_mut().zip(x).for_each(|(y, &x)| *y += w * x);
+        y.iter_mut().zip(x).for_each(|(y, &x)| *y = w.mul_add(x, *y));
     }
 }
 
