@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use groundtruth::compare::{load_gt_folder, load_gt_snr};
 use groundtruth::sim::{SimulationConfig, simulate};
-use kilosort::detect::{TemplateGrid, UniversalSpikes};
+use kilosort::detect::{Features, TemplateGrid, UniversalSpikes};
 use kilosort::io::{BatchReader, BinaryRecording, Dtype};
 use kilosort::pipeline::{detect_all, first_clustering, prepared_batch};
 use kilosort::preprocess::Preprocessor;
@@ -44,7 +44,7 @@ fn simulate_and_detect(seconds: f64, settings: Settings) -> Detected {
     let pre = Preprocessor::fit(&reader, &plan, &NoProgress);
     let grid = TemplateGrid::new(&plan.probe, &settings);
     let source = |b: usize| prepared_batch(&reader, &pre, None, b);
-    let (_, spikes) = detect_all(&source, &grid, &plan, &NoProgress).unwrap();
+    let (_, spikes) = detect_all(&source, &grid, &plan, Features::Keep, &NoProgress).unwrap();
     Detected { dir, plan, grid, spikes }
 }
 

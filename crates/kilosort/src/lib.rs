@@ -31,6 +31,7 @@ pub mod postprocess;
 pub mod preprocess;
 pub mod probe;
 pub mod progress;
+mod rows;
 pub mod settings;
 pub mod simd;
 pub mod timing;

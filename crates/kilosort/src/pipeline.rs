@@ -4,10 +4,9 @@
 //! recording's length is only the per-spike tables.
 
 use ndarray::{Array2, Array3, Axis};
-use rayon::prelude::*;
 
 use crate::cluster::{ClusterInput, Clustering, cluster_spikes};
-use crate::detect::{self, TemplateGrid, TemporalBasis, UniversalSpikes};
+use crate::detect::{self, Features, TemplateGrid, TemporalBasis, UniversalSpikes};
 use crate::drift::{DriftCorrector, DriftModel, DriftSpikes, estimate_drift};
 use crate::error::{Error, Result};
 use crate::io::{BatchReader, BinaryRecording};
@@ -17,7 +16,7 @@ use crate::matching::{
 use crate::plan::Plan;
 use crate::postprocess::{self, SpikeChannels};
 use crate::preprocess::Preprocessor;
-use crate::progress::Progress;
+use crate::progress::{self, Progress};
 use crate::timing::Timings;
 
 /// Kilosort4's final merge considers template pairs at least this similar (§8.6).
@@ -120,7 +119,8 @@ pub fn sort(recording: &BinaryRecording, plan: &Plan, progress: &dyn Progress) -
         timings.stage("drift correction", || estimate_motion(&reader, &pre, &grid, plan, progress))?;
     let corrector = drift.as_ref().map(|m| DriftCorrector::new(m, &plan.probe, s.sig_interp));
     let source = |b: usize| prepared_batch(&reader, &pre, corrector.as_ref(), b);
-    let (basis, universal) = timings.stage("spike detection", || detect_all(&source, &grid, plan, progress))?;
+    let (basis, universal) =
+        timings.stage("spike detection", || detect_all(&source, &grid, plan, Features::Keep, progress))?;
     let first = timings.stage("first clustering", || first_clustering(&universal, &grid, plan, progress))?;
     // The universal features (240 bytes a spike) are not needed after the first clustering.
     let n_universal_spikes = universal.len();
@@ -168,13 +168,12 @@ fn estimate_motion(
         return Ok((None, None));
     }
     let source = |b: usize| prepared_batch(reader, pre, None, b);
-    let (_, detected) = detect_all(&source, grid, plan, progress)?;
+    // Only times, depths and amplitudes are used from here on (and kept for the scatter plot).
+    let (_, detected) = detect_all(&source, grid, plan, Features::Skip, progress)?;
     // Spikes without a positive channel have no depth; they carry no position information.
     let located: Vec<usize> = (0..detected.len()).filter(|&i| detected.depth[i].is_finite()).collect();
-    let mut spikes = detected.select(&located);
+    let spikes = detected.select(&located);
     drop(detected);
-    // Only times, depths and amplitudes are used from here on (and kept for the scatter plot).
-    spikes.features = Array3::zeros((0, spikes.features.dim().1, spikes.features.dim().2));
     let table = DriftSpikes { batch: &spikes.batch, depth_um: &spikes.depth, amplitude: &spikes.amplitude };
     let model = estimate_drift(&table, plan.layout.n_batches, &plan.probe, &plan.settings)?;
     Ok((model, Some(spikes)))
@@ -185,10 +184,11 @@ pub fn detect_all(
     source: &(dyn Fn(usize) -> Array2<f32> + Sync),
     grid: &TemplateGrid,
     plan: &Plan,
+    features: Features,
     progress: &dyn Progress,
 ) -> Result<(TemporalBasis, UniversalSpikes)> {
     let basis = detect::learn_temporal_basis(source, plan, progress)?;
-    let spikes = detect::detect_spikes(source, &basis, grid, plan, progress);
+    let spikes = detect::detect_spikes(source, &basis, grid, plan, features, progress);
     if spikes.is_empty() {
         return Err(Error::NoSpikes {
             stage: "spike detection",
@@ -236,26 +236,27 @@ pub fn match_all(
 ) -> MatchedBatch {
     let n = plan.layout.n_batches;
     progress.start("matching learned templates", n as u64);
-    let per_batch: Vec<MatchedBatch> = (0..n)
-        .into_par_iter()
-        .map(|b| {
+    let (n_near, n_pcs) = (plan.nearest_chans, plan.settings.n_pcs);
+    let mut all = MatchedBatch::default();
+    let mut features = Vec::new();
+    progress::for_each_batch_in_order(
+        n,
+        || (),
+        |_, b| {
             let found = matcher.match_batch(source(b).view(), b);
             progress.advance(1);
             found
-        })
-        .collect();
+        },
+        |b| {
+            all.sample.extend(b.sample);
+            all.template.extend(b.template);
+            all.amplitude.extend(b.amplitude);
+            all.threshold_amp.extend(b.threshold_amp);
+            features.extend(b.features.iter());
+        },
+    );
     progress.finish();
-    let total: usize = per_batch.iter().map(MatchedBatch::len).sum();
-    let (n_near, n_pcs) = (plan.nearest_chans, plan.settings.n_pcs);
-    let mut all = MatchedBatch::default();
-    let mut features = Vec::with_capacity(total * n_near * n_pcs);
-    for b in per_batch {
-        all.sample.extend(b.sample);
-        all.template.extend(b.template);
-        all.amplitude.extend(b.amplitude);
-        all.threshold_amp.extend(b.threshold_amp);
-        features.extend(b.features.iter());
-    }
+    let total = all.len();
     all.features = Array3::from_shape_vec((total, n_near, n_pcs), features).expect("features of every spike");
     all
 }
@@ -349,7 +350,7 @@ fn merge_final(
         sample: keep.iter().map(|&i| spikes.sample[i]).collect(),
         cluster: keep.iter().map(|&i| spikes.label[i]).collect(),
         detection_template: keep.iter().map(|&i| detection_template[i]).collect(),
-        features: spikes.features.select(Axis(0), &keep),
+        features: crate::rows::keep_rows(spikes.features, &keep),
         kept,
     };
     (sorted, merged.templates)

@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::synthetic::synthetic_recording;
-use kilosort::detect::{TemplateGrid, TemporalBasis, UniversalMatcher, detect_spikes, learn_temporal_basis};
+use kilosort::detect::{Features, TemplateGrid, TemporalBasis, UniversalMatcher, detect_spikes, learn_temporal_basis};
 use kilosort::io::{BatchReader, BinaryRecording, Dtype};
 use kilosort::pipeline::prepared_batch;
 use kilosort::preprocess::Preprocessor;
@@ -104,7 +104,7 @@ fn learned_basis_and_spike_count_match_kilosort4() {
     }
 
     let grid = TemplateGrid::new(&f.plan.probe, &f.plan.settings);
-    let spikes = detect_spikes(&batch, &basis, &grid, &f.plan, &NoProgress);
+    let spikes = detect_spikes(&batch, &basis, &grid, &f.plan, Features::Keep, &NoProgress);
     let n_theirs: Array0<i64> = read_npy(data("detect/n_spikes.npy")).unwrap();
     let n_theirs = n_theirs.into_scalar() as usize;
     let times: Array1<f64> = read_npy(data("detect/st_time.npy")).unwrap();

@@ -132,7 +132,7 @@ impl UniversalSpikes {
         self.sample.is_empty()
     }
 
-    /// The spikes at `keep` (indices, in order), with their features.
+    /// The spikes at `keep` (indices, in order), with their features if they have any.
     pub fn select(&self, keep: &[usize]) -> UniversalSpikes {
         UniversalSpikes {
             sample: keep.iter().map(|&i| self.sample[i]).collect(),
@@ -141,9 +141,24 @@ impl UniversalSpikes {
             kind: keep.iter().map(|&i| self.kind[i]).collect(),
             amplitude: keep.iter().map(|&i| self.amplitude[i]).collect(),
             depth: keep.iter().map(|&i| self.depth[i]).collect(),
-            features: self.features.select(ndarray::Axis(0), keep),
+            // Detected without features (Features::Skip): there are none to select.
+            features: if self.features.is_empty() {
+                self.features.clone()
+            } else {
+                self.features.select(ndarray::Axis(0), keep)
+            },
         }
     }
+}
+
+/// Whether detection computes each spike's PC features (`tF`); drift estimation needs only
+/// times, depths and amplitudes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Features {
+    /// Compute and keep them (240 bytes a spike at the defaults).
+    Keep,
+    /// Leave [`UniversalSpikes::features`] empty.
+    Skip,
 }
 
 /// Runs universal-template detection over every batch (spec §6.4–6.6), batches in parallel.
@@ -152,45 +167,51 @@ pub fn detect_spikes(
     basis: &TemporalBasis,
     grid: &TemplateGrid,
     plan: &Plan,
+    features: Features,
     progress: &dyn Progress,
 ) -> UniversalSpikes {
     let s = &plan.settings;
-    let matcher = UniversalMatcher::new(basis, grid, &plan.probe.y, plan.trough_index, s.th_universal);
+    let matcher = UniversalMatcher::new(basis, grid, &plan.probe.y, plan.trough_index, s.th_universal)
+        .with_features(features == Features::Keep);
     let n_batches = plan.layout.n_batches;
+    let (n_chan, n_pcs) = (grid.channels.ncols(), basis.n_pcs());
+    let mut out = UniversalSpikes {
+        sample: Vec::new(),
+        batch: Vec::new(),
+        template: Vec::new(),
+        kind: Vec::new(),
+        amplitude: Vec::new(),
+        depth: Vec::new(),
+        features: Array3::zeros((0, n_chan, n_pcs)),
+    };
+    let mut all_features = Vec::new();
+    let stride = (plan.layout.batch_size * s.batch_downsampling) as i64;
     progress.start("detecting spikes", n_batches as u64);
-    let found: Vec<BatchDetections> = (0..n_batches)
-        .into_par_iter()
-        .map_init(DetectionScratch::default, |scratch, b| {
+    let mut b = 0;
+    crate::progress::for_each_batch_in_order(
+        n_batches,
+        DetectionScratch::default,
+        |scratch, b| {
             let d = matcher.detect_with(batch(b).view(), scratch);
             progress.advance(1);
             d
-        })
-        .collect();
+        },
+        |d| {
+            let offset = b as i64 * stride - plan.layout.pad as i64;
+            out.sample.extend(d.column.iter().map(|&t| t as i64 + offset));
+            out.batch.extend(std::iter::repeat_n(b as u32, d.column.len()));
+            out.template.extend(d.template);
+            out.kind.extend(d.kind);
+            out.amplitude.extend(d.amplitude);
+            out.depth.extend(d.depth);
+            all_features.extend(d.features);
+            b += 1;
+        },
+    );
     progress.finish();
-    let n: usize = found.iter().map(|d| d.column.len()).sum();
-    let (n_chan, n_pcs) = (grid.channels.ncols(), basis.n_pcs());
-    let mut out = UniversalSpikes {
-        sample: Vec::with_capacity(n),
-        batch: Vec::with_capacity(n),
-        template: Vec::with_capacity(n),
-        kind: Vec::with_capacity(n),
-        amplitude: Vec::with_capacity(n),
-        depth: Vec::with_capacity(n),
-        features: Array3::zeros((0, n_chan, n_pcs)),
-    };
-    let mut features = Vec::with_capacity(n * n_chan * n_pcs);
-    let stride = (plan.layout.batch_size * s.batch_downsampling) as i64;
-    for (b, d) in found.into_iter().enumerate() {
-        let offset = b as i64 * stride - plan.layout.pad as i64;
-        out.sample.extend(d.column.iter().map(|&t| t as i64 + offset));
-        out.batch.extend(std::iter::repeat_n(b as u32, d.column.len()));
-        out.template.extend(d.template);
-        out.kind.extend(d.kind);
-        out.amplitude.extend(d.amplitude);
-        out.depth.extend(d.depth);
-        features.extend(d.features);
-    }
-    out.features = Array3::from_shape_vec((n, n_chan, n_pcs), features).expect("features of every spike");
+    let n_with_features = if features == Features::Keep { out.len() } else { 0 };
+    out.features =
+        Array3::from_shape_vec((n_with_features, n_chan, n_pcs), all_features).expect("features of every spike");
     out
 }
 

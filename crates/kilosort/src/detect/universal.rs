@@ -58,6 +58,8 @@ pub struct UniversalMatcher<'a> {
     /// Half-width of the temporal max-pool (`nt0min`).
     pool: usize,
     threshold: f32,
+    /// Whether [`BatchDetections::features`] is filled.
+    features: bool,
 }
 
 impl<'a> UniversalMatcher<'a> {
@@ -82,7 +84,14 @@ impl<'a> UniversalMatcher<'a> {
             pad: basis.nt(),
             pool: trough_index,
             threshold: threshold as f32,
+            features: true,
         }
+    }
+
+    /// Whether detections carry their PC features (by default they do); without them
+    /// [`BatchDetections::features`] stays empty.
+    pub fn with_features(self, features: bool) -> Self {
+        UniversalMatcher { features, ..self }
     }
 
     /// Detections in one padded whitened batch (`channels × (NT + 2·nt)`), in time order.
@@ -230,7 +239,9 @@ impl<'a> UniversalMatcher<'a> {
             out.kind.push(r as u16);
             out.amplitude.push(s.best[k * stride + i]);
             out.depth.push(if den > 0.0 { (num / den) as f32 } else { f32::NAN });
-            self.push_features(data, t, k, &mut out.features);
+            if self.features {
+                self.push_features(data, t, k, &mut out.features);
+            }
         }
     }
 

@@ -300,7 +300,6 @@ pub(crate) fn roll_waveforms(mut coefficients: ArrayViewMut2<f32>, pcs: ArrayVie
     }
 }
 
-/// The spikes stably sorted by time.
 /// The spikes in time order (stable), and the input index of each.
 fn sorted_by_time(spikes: LabelledSpikes) -> (LabelledSpikes, Vec<usize>) {
     let mut order: Vec<usize> = (0..spikes.sample.len()).collect();
@@ -308,7 +307,7 @@ fn sorted_by_time(spikes: LabelledSpikes) -> (LabelledSpikes, Vec<usize>) {
     let sorted = LabelledSpikes {
         sample: order.iter().map(|&i| spikes.sample[i]).collect(),
         label: order.iter().map(|&i| spikes.label[i]).collect(),
-        features: spikes.features.select(Axis(0), &order),
+        features: crate::rows::permute_rows(spikes.features, &order),
     };
     (sorted, order)
 }
