@@ -8,6 +8,7 @@
 
 mod config;
 mod drift;
+mod footprint;
 mod noise;
 mod probes;
 mod random;

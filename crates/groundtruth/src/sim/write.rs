@@ -1,13 +1,12 @@
 //! Writes a simulated recording folder, streaming the data block by block, atomically.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use kilosort::probe::write_kilosort_json;
 use ndarray::{Array1, Array2};
 use ndarray_npy::write_npy;
-use rayon::prelude::*;
 use serde_json::json;
 
 use super::config::SimulationConfig;
@@ -30,8 +29,11 @@ pub struct SimulationSummary {
     pub n_all_spikes: usize,
 }
 
-/// Samples rendered and written at a time (1 s at 30 kHz): bounds memory to one block.
-const BLOCK_SAMPLES: usize = 30_000;
+/// Samples rendered and written at a time: memory is a few blocks whatever the duration, and a
+/// block's noise sources and traces (about 3 MB each at 384 channels) stay close to the cores.
+const BLOCK_SAMPLES: usize = 2048;
+/// Rendered blocks waiting for the writer thread.
+const BLOCKS_IN_FLIGHT: usize = 2;
 
 /// Simulates `config` into the folder `out` (created; an existing folder is replaced only when
 /// `overwrite`). `progress` receives the fraction done.
@@ -63,25 +65,13 @@ pub fn simulate(
     let events = draw_spikes(config, &units);
     let y_range = probe.y.iter().fold((f64::MAX, f64::MIN), |(lo, hi), &y| (lo.min(y as f64), hi.max(y as f64)));
     let drift = DriftField::draw(&config.drift, config.seed, config.duration_s, y_range);
-    let mut renderer = Renderer::new(config, &probe, &units, &events, drift.as_ref(), noise_sd, dc);
+    let mut renderer = Renderer::new(config, &probe, &units, &events, drift.as_ref(), &noise_sd, &dc);
 
     let n_samples = (config.duration_s * config.fs) as u64;
     let bin_path = tmp.join("recording.bin");
-    let mut writer =
-        BufWriter::with_capacity(1 << 22, File::create(&bin_path).map_err(io("cannot create", &bin_path))?);
-    let mut block = vec![0.0f32; probe.len() * BLOCK_SAMPLES];
-    let mut bytes = Vec::new();
-    let mut start = 0u64;
-    while start < n_samples {
-        let len = BLOCK_SAMPLES.min((n_samples - start) as usize);
-        let block = &mut block[..probe.len() * len];
-        renderer.render(start as i64, len, block);
-        interleave_int16(block, len, &probe.channel_map, n_chan_bin, config.uv_per_bit, &mut bytes);
-        writer.write_all(&bytes).map_err(io("cannot write", &bin_path))?;
-        start += len as u64;
-        progress(start as f64 / n_samples as f64);
-    }
-    writer.flush().map_err(io("cannot write", &bin_path))?;
+    let file = File::create(&bin_path).map_err(io("cannot create", &bin_path))?;
+    write_blocks(file, n_samples, progress, |start, len, bytes| renderer.render(start as i64, len, bytes))
+        .map_err(io("cannot write", &bin_path))?;
 
     write_kilosort_json(&probe, &tmp.join("probe.json"))?;
     let gt: Vec<_> = events.iter().filter(|e| !units[e.unit as usize].is_distractor).collect();
@@ -150,37 +140,40 @@ fn partial_path(out: &Path) -> PathBuf {
     out.with_file_name(format!(".{name}.partial"))
 }
 
-/// Probe-channel × time µV → row-major int16 with `n_chan_bin` columns (others zero), as bytes.
-fn interleave_int16(
-    block: &[f32],
-    len: usize,
-    channel_map: &[u32],
-    n_chan_bin: usize,
-    uv_per_bit: f64,
-    out: &mut Vec<u8>,
-) {
-    const ROWS_PER_TASK: usize = 512;
-    let inv = (1.0 / uv_per_bit) as f32;
-    let mut values = vec![0i16; len * n_chan_bin];
-    values.par_chunks_mut(ROWS_PER_TASK * n_chan_bin).enumerate().for_each(|(task, rows)| {
-        let t0 = task * ROWS_PER_TASK;
-        let n_rows = rows.len() / n_chan_bin;
-        for (c, &column) in channel_map.iter().enumerate() {
-            let src = &block[c * len + t0..c * len + t0 + n_rows];
-            for (dst, &v) in rows[column as usize..].iter_mut().step_by(n_chan_bin).zip(src) {
-                *dst = round_to_i16(v * inv);
+/// Renders the recording block by block with `render(start, len, bytes)` and writes the bytes
+/// to `file` on a second thread, so that writing (kernel time) overlaps rendering. A few block
+/// buffers circulate between the two threads, which bounds memory.
+fn write_blocks(
+    mut file: File,
+    n_samples: u64,
+    progress: &mut dyn FnMut(f64),
+    mut render: impl FnMut(u64, usize, &mut Vec<u8>),
+) -> std::io::Result<()> {
+    std::thread::scope(|scope| {
+        let (to_writer, written) = std::sync::mpsc::sync_channel::<Vec<u8>>(BLOCKS_IN_FLIGHT);
+        let (recycle, recycled) = std::sync::mpsc::channel::<Vec<u8>>();
+        let writer = scope.spawn(move || -> std::io::Result<()> {
+            for bytes in written {
+                file.write_all(&bytes)?;
+                // The renderer may have finished already; then the buffer is simply dropped.
+                let _ = recycle.send(bytes);
             }
+            file.flush()
+        });
+        let mut start = 0u64;
+        while start < n_samples {
+            let len = BLOCK_SAMPLES.min((n_samples - start) as usize);
+            let mut bytes = recycled.try_recv().unwrap_or_default();
+            render(start, len, &mut bytes);
+            if to_writer.send(bytes).is_err() {
+                break; // the writer stopped on an error, returned below
+            }
+            start += len as u64;
+            progress(start as f64 / n_samples as f64);
         }
-    });
-    out.clear();
-    out.reserve(values.len() * 2);
-    out.extend(values.iter().flat_map(|v| v.to_le_bytes()));
-}
-
-/// Rounds half away from zero and saturates (`as` saturates; adding ±0.5 avoids a libm call).
-#[inline]
-fn round_to_i16(x: f32) -> i16 {
-    (x + 0.5f32.copysign(x)) as i16
+        drop(to_writer);
+        writer.join().expect("the writer thread does not panic")
+    })
 }
 
 fn io<'a>(action: &'static str, path: &'a Path) -> impl Fn(std::io::Error) -> kilosort::Error + 'a {
