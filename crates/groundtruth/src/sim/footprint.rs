@@ -7,6 +7,7 @@
 use std::ops::Range;
 
 use kilosort::Probe;
+use rayon::prelude::*;
 
 use super::config::SimulationConfig;
 use super::drift::DriftField;
@@ -35,6 +36,24 @@ impl ChannelWave {
     /// offset: the table position walks linearly with time, t = ((k − offset)·dt − delay) / stretch).
     fn for_spike(&self, e: &SpikeEvent) -> (f32, f64) {
         (self.amp * e.scale, self.x_from - e.offset as f64 * self.dx)
+    }
+}
+
+/// The waveforms of a block's spikes on every channel they reach.
+pub enum SpikeWaves<'f> {
+    /// Without drift: per unit, computed once for the whole recording.
+    PerUnit(&'f [Vec<ChannelWave>]),
+    /// With drift: per spike of the block, from its unit's position at that time.
+    PerSpike(Vec<Vec<ChannelWave>>),
+}
+
+impl SpikeWaves<'_> {
+    /// The waveforms of spike `e`, the block's `i`-th.
+    fn of(&self, i: usize, e: &SpikeEvent) -> &[ChannelWave] {
+        match self {
+            SpikeWaves::PerUnit(fixed) => &fixed[e.unit as usize],
+            SpikeWaves::PerSpike(waves) => &waves[i],
+        }
     }
 }
 
@@ -82,7 +101,7 @@ impl<'a> Footprints<'a> {
             probe,
             units,
             drift,
-            profiles: units.iter().map(|u| Profile::new(&u.shape, config.fs)).collect(),
+            profiles: units.par_iter().map(|u| Profile::new(&u.shape, config.fs)).collect(),
             candidates,
             gain_floor,
             fixed: None,
@@ -90,6 +109,7 @@ impl<'a> Footprints<'a> {
         };
         if drift.is_none() {
             let fixed = (0..units.len())
+                .into_par_iter()
                 .map(|u| {
                     let mut waves = Vec::new();
                     footprints.compute(u, units[u].y_um, &mut waves);
@@ -128,12 +148,30 @@ impl<'a> Footprints<'a> {
         out.extend(self.candidates[unit].iter().filter_map(|&c| self.wave(unit, c, y)));
     }
 
-    /// Adds every spike of `events` that overlaps time steps `[t0, t0 + steps)` to `spikes`
-    /// (probe channel × `stride` time steps, channel-major, so that each channel's waveform is
-    /// one contiguous walk); returns the channels it touched.
+    /// The waveforms of `events` (a block's spikes) on every channel they reach.
+    pub fn waves(&self, events: &[SpikeEvent]) -> SpikeWaves<'_> {
+        match &self.fixed {
+            Some(fixed) => SpikeWaves::PerUnit(fixed),
+            None => SpikeWaves::PerSpike(
+                events
+                    .par_iter()
+                    .map(|e| {
+                        let mut waves = Vec::new();
+                        self.compute(e.unit as usize, self.depth(e), &mut waves);
+                        waves
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Adds every spike of `events` (with their `waves`) that overlaps time steps
+    /// `[t0, t0 + steps)` to `spikes` (probe channel × `stride` time steps, channel-major, so
+    /// that each channel's waveform is one contiguous walk); returns the channels it touched.
     pub fn add_spikes(
         &self,
         events: &[SpikeEvent],
+        waves: &SpikeWaves,
         t0: i64,
         steps: usize,
         stride: usize,
@@ -142,19 +180,10 @@ impl<'a> Footprints<'a> {
         let steps = steps as i64;
         let lo = events.partition_point(|e| e.sample < t0 - self.reach_samples.1);
         let hi = events.partition_point(|e| e.sample < t0 + steps + self.reach_samples.0);
-        let mut moved = Vec::new();
         let (mut first_channel, mut end_channel) = (usize::MAX, 0);
-        for e in &events[lo..hi] {
-            let unit = e.unit as usize;
-            let waves = match &self.fixed {
-                Some(fixed) => &fixed[unit],
-                None => {
-                    self.compute(unit, self.depth(e), &mut moved);
-                    &moved
-                }
-            };
-            let profile = &self.profiles[unit];
-            for w in waves {
+        for (i, e) in events.iter().enumerate().take(hi).skip(lo) {
+            let profile = &self.profiles[e.unit as usize];
+            for w in waves.of(i, e) {
                 let first = w.from.max(t0 - e.sample);
                 let last = w.to.min(t0 + steps - 1 - e.sample);
                 if first <= last {
@@ -170,14 +199,24 @@ impl<'a> Footprints<'a> {
     }
 
     /// Adds the clean waveform of `e` on its unit's best channel, samples −`half`..=`half`
-    /// around the trough, to `sum`; false when the spike is negligible there.
+    /// around the trough, to `sum` (`2 · half + 1` values); false when the spike is negligible
+    /// there.
     pub fn add_best_channel_waveform(&self, e: &SpikeEvent, half: i64, sum: &mut [f64]) -> bool {
         let unit = e.unit as usize;
-        let Some(w) = self.wave(unit, self.units[unit].best_channel, self.depth(e)) else { return false };
-        let (amp, x0) = w.for_spike(e);
-        let profile = &self.profiles[unit];
-        for k in w.from.max(-half)..=w.to.min(half) {
-            sum[(k + half) as usize] += (amp * profile.at_index(x0 + (k - w.from) as f64 * w.dx)) as f64;
+        let best = self.units[unit].best_channel;
+        let w = match &self.fixed {
+            Some(fixed) => fixed[unit].iter().find(|w| w.channel == best).copied(),
+            None => self.wave(unit, best, self.depth(e)),
+        };
+        let Some(w) = w else { return false };
+        let (first, last) = (w.from.max(-half), w.to.min(half));
+        if first <= last {
+            let (amp, x0) = w.for_spike(e);
+            let mut clean = vec![0.0f32; (last - first + 1) as usize];
+            self.profiles[unit].accumulate(&mut clean, amp, x0 + (first - w.from) as f64 * w.dx, w.dx);
+            for (s, &v) in sum[(first + half) as usize..].iter_mut().zip(&clean) {
+                *s += v as f64;
+            }
         }
         true
     }

@@ -10,6 +10,7 @@ mod config;
 mod drift;
 mod footprint;
 mod noise;
+mod output;
 mod probes;
 mod random;
 mod render;

@@ -150,16 +150,22 @@ fn irwin_hall(lo: u8, hi: u8) -> f32 {
 }
 
 /// 1 / SD of the filters' output for unit-variance white input: 1 / √(Σ h²) over the impulse
-/// response (computed, not sampled, so it is exact and needs no random numbers).
+/// response (computed, not sampled, so it is exact and needs no random numbers). In f64, where
+/// the decaying response never reaches the very slow subnormal numbers.
 fn unit_variance_gain(high_pass: Biquad, low_pass: Biquad) -> f32 {
-    let (mut w, mut h, mut l) = ([0.0f32; 2], [0.0f32; 2], [0.0f32; 2]);
+    let step = |f: &Biquad, x: f64, xp: [f64; 2], yp: [f64; 2]| {
+        f.b[0] as f64 * x + f.b[1] as f64 * xp[0] + f.b[2] as f64 * xp[1]
+            - f.a[0] as f64 * yp[0]
+            - f.a[1] as f64 * yp[1]
+    };
+    let (mut w, mut h, mut l) = ([0.0f64; 2], [0.0f64; 2], [0.0f64; 2]);
     let energy: f64 = (0..200_000)
         .map(|i| {
             let x = if i == 0 { 1.0 } else { 0.0 };
-            let hx = high_pass.step(x, w, h);
-            let lx = low_pass.step(hx, h, l);
+            let hx = step(&high_pass, x, w, h);
+            let lx = step(&low_pass, hx, h, l);
             (w, h, l) = ([x, w[0]], [hx, h[0]], [lx, l[0]]);
-            (lx as f64).powi(2)
+            lx * lx
         })
         .sum();
     (1.0 / energy.sqrt()) as f32

@@ -112,7 +112,7 @@ impl Profile {
     }
 
     /// Value at fractional table position `x`.
-    #[inline]
+    #[cfg(test)]
     pub fn at_index(&self, x: f64) -> f32 {
         if x < 0.0 {
             return 0.0;

@@ -1,7 +1,5 @@
 //! Writes a simulated recording folder, streaming the data block by block, atomically.
 
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use kilosort::probe::write_kilosort_json;
@@ -11,6 +9,7 @@ use serde_json::json;
 
 use super::config::SimulationConfig;
 use super::drift::{DRIFT_FS, DriftField};
+use super::output::{AlignedBytes, BlockFile, DIRECT_ALIGN};
 use super::random::{Stream, stream, uniform};
 use super::render::{Renderer, TEMPLATE_HALF_WIDTH};
 use super::trains::draw_spikes;
@@ -29,9 +28,11 @@ pub struct SimulationSummary {
     pub n_all_spikes: usize,
 }
 
-/// Samples rendered and written at a time: memory is a few blocks whatever the duration, and a
-/// block's noise sources and traces (about 3 MB each at 384 channels) stay close to the cores.
+/// Samples rendered and written at a time: memory is a few blocks whatever the duration (a
+/// block's noise sources are 3 MB at 384 channels). A multiple of 2048, so that a block of int16
+/// rows is a whole number of 4 kB pages for any channel count (see [`DIRECT_ALIGN`]).
 const BLOCK_SAMPLES: usize = 2048;
+const _: () = assert!((2 * BLOCK_SAMPLES).is_multiple_of(DIRECT_ALIGN));
 /// Rendered blocks waiting for the writer thread.
 const BLOCKS_IN_FLIGHT: usize = 2;
 
@@ -69,9 +70,13 @@ pub fn simulate(
 
     let n_samples = (config.duration_s * config.fs) as u64;
     let bin_path = tmp.join("recording.bin");
-    let file = File::create(&bin_path).map_err(io("cannot create", &bin_path))?;
-    write_blocks(file, n_samples, progress, |start, len, bytes| renderer.render(start as i64, len, bytes))
-        .map_err(io("cannot write", &bin_path))?;
+    let file = BlockFile::create(&bin_path).map_err(io("cannot create", &bin_path))?;
+    let row_bytes = 2 * n_chan_bin;
+    let render = |start: u64, len: usize, bytes: &mut [u8]| {
+        let next_len = BLOCK_SAMPLES.min((n_samples - start - len as u64) as usize);
+        renderer.render(start as i64, len, next_len, bytes);
+    };
+    write_blocks(file, n_samples, row_bytes, progress, render).map_err(io("cannot write", &bin_path))?;
 
     write_kilosort_json(&probe, &tmp.join("probe.json"))?;
     let gt: Vec<_> = events.iter().filter(|e| !units[e.unit as usize].is_distractor).collect();
@@ -140,40 +145,61 @@ fn partial_path(out: &Path) -> PathBuf {
     out.with_file_name(format!(".{name}.partial"))
 }
 
-/// Renders the recording block by block with `render(start, len, bytes)` and writes the bytes
-/// to `file` on a second thread, so that writing (kernel time) overlaps rendering. A few block
-/// buffers circulate between the two threads, which bounds memory.
+/// Renders the recording block by block with `render(start, len, bytes)` (`len` rows of
+/// `row_bytes`) and appends the bytes to `file`, rendering and writing (kernel time) on
+/// different threads so that they overlap. A few block buffers circulate between the two, which
+/// bounds memory.
+///
+/// Rendering runs on a rayon pool thread: from outside the pool, every parallel loop would be
+/// handed over to the pool's (often sleeping) threads and waited for, which costs more than the
+/// loop itself with short blocks.
 fn write_blocks(
-    mut file: File,
+    mut file: BlockFile,
     n_samples: u64,
+    row_bytes: usize,
     progress: &mut dyn FnMut(f64),
-    mut render: impl FnMut(u64, usize, &mut Vec<u8>),
+    mut render: impl FnMut(u64, usize, &mut [u8]) + Send,
 ) -> std::io::Result<()> {
-    std::thread::scope(|scope| {
-        let (to_writer, written) = std::sync::mpsc::sync_channel::<Vec<u8>>(BLOCKS_IN_FLIGHT);
-        let (recycle, recycled) = std::sync::mpsc::channel::<Vec<u8>>();
-        let writer = scope.spawn(move || -> std::io::Result<()> {
-            for bytes in written {
-                file.write_all(&bytes)?;
-                // The renderer may have finished already; then the buffer is simply dropped.
-                let _ = recycle.send(bytes);
-            }
-            file.flush()
-        });
+    let (to_writer, rendered) = std::sync::mpsc::sync_channel::<(AlignedBytes, u64)>(BLOCKS_IN_FLIGHT);
+    let (recycle, recycled) = std::sync::mpsc::channel::<AlignedBytes>();
+    let render_all = move |report: &mut dyn FnMut(f64)| {
         let mut start = 0u64;
         while start < n_samples {
             let len = BLOCK_SAMPLES.min((n_samples - start) as usize);
             let mut bytes = recycled.try_recv().unwrap_or_default();
-            render(start, len, &mut bytes);
-            if to_writer.send(bytes).is_err() {
-                break; // the writer stopped on an error, returned below
-            }
+            bytes.set_len(len * row_bytes);
+            render(start, len, bytes.as_mut_slice());
             start += len as u64;
-            progress(start as f64 / n_samples as f64);
+            if to_writer.send((bytes, start)).is_err() {
+                return; // the writer stopped on an error, which it returns
+            }
+            report(start as f64 / n_samples as f64);
         }
-        drop(to_writer);
-        writer.join().expect("the writer thread does not panic")
-    })
+        drop(to_writer); // tells the writer that this was the last block
+    };
+    let write_all = move |report: &mut dyn FnMut(f64)| -> std::io::Result<()> {
+        for (bytes, end) in rendered {
+            file.append(bytes.as_slice())?;
+            // The renderer may have finished already; then the buffer is simply dropped.
+            let _ = recycle.send(bytes);
+            report(end as f64 / n_samples as f64);
+        }
+        file.finish()
+    };
+    if rayon::current_thread_index().is_some() {
+        // Already on a pool thread (inside `ThreadPool::install`): render here, write beside.
+        std::thread::scope(|scope| {
+            let writer = scope.spawn(move || write_all(&mut |_| {}));
+            render_all(progress);
+            writer.join().expect("the writer thread does not panic")
+        })
+    } else {
+        // Render on a pool thread; write and report progress here.
+        rayon::in_place_scope(|scope| {
+            scope.spawn(move |_| render_all(&mut |_| {}));
+            write_all(progress)
+        })
+    }
 }
 
 fn io<'a>(action: &'static str, path: &'a Path) -> impl Fn(std::io::Error) -> kilosort::Error + 'a {
