@@ -24,49 +24,62 @@ const STEPS_PER_DRAW: usize = 64;
 /// Random bytes per time step of a group: two per source.
 const BYTES_PER_STEP: usize = 2 * LANES;
 
-/// A second-order IIR section, `y[t] = b0·x[t] + b1·x[t−1] + b2·x[t−2] − a1·y[t−1] − a2·y[t−2]`
-/// (direct form I: only `a1·y[t−1]` waits on the previous output, so the recursion's chain of
-/// dependent operations per sample is one multiply and one subtraction).
+/// A second-order Butterworth section (Q = 1/√2) by the bilinear transform. Its numerator is
+/// `b0 · (1, ∓2, 1)` (high-pass: −, low-pass: +), which the filter loop uses to save multiplies.
 #[derive(Debug, Clone, Copy)]
 struct Biquad {
-    b: [f32; 3],
-    /// `[a1, a2]`.
-    a: [f32; 2],
+    b0: f64,
+    /// `[a1, a2]` of `y[t] = … − a1·y[t−1] − a2·y[t−2]`.
+    a: [f64; 2],
+    high_pass: bool,
 }
 
 impl Biquad {
-    /// Butterworth (Q = 1/√2) low- or high-pass by the bilinear transform.
     fn butterworth(cutoff_hz: f64, fs: f64, high_pass: bool) -> Self {
         let w = std::f64::consts::TAU * cutoff_hz / fs;
         let alpha = w.sin() / std::f64::consts::SQRT_2;
         let cos = w.cos();
         let a0 = 1.0 + alpha;
-        let (b0, b1) = if high_pass { ((1.0 + cos) / 2.0, -(1.0 + cos)) } else { ((1.0 - cos) / 2.0, 1.0 - cos) };
-        Biquad {
-            b: [(b0 / a0) as f32, (b1 / a0) as f32, (b0 / a0) as f32],
-            a: [(-2.0 * cos / a0) as f32, ((1.0 - alpha) / a0) as f32],
-        }
+        let b0 = if high_pass { (1.0 + cos) / 2.0 } else { (1.0 - cos) / 2.0 };
+        Biquad { b0: b0 / a0, a: [-2.0 * cos / a0, (1.0 - alpha) / a0], high_pass }
     }
 
-    /// One step: the output for input `x`, given the two previous inputs and outputs.
-    #[inline(always)]
-    fn step(&self, x: f32, x_prev: [f32; 2], y_prev: [f32; 2]) -> f32 {
-        let known = self.b[1] * x_prev[0] + self.b[2] * x_prev[1] - self.a[1] * y_prev[1];
-        (known + self.b[0] * x) - self.a[0] * y_prev[0]
+    /// One step in f64: the output for input `x`, given the two previous inputs and outputs.
+    fn step(&self, x: f64, x_prev: [f64; 2], y_prev: [f64; 2]) -> f64 {
+        let middle = if self.high_pass { -2.0 } else { 2.0 };
+        self.b0 * (x + middle * x_prev[0] + x_prev[1]) - self.a[0] * y_prev[0] - self.a[1] * y_prev[1]
     }
 }
 
-/// The band-pass (high-pass then low-pass) shared by every source, and its output scale.
+/// The band-pass (high-pass then low-pass) shared by every source, in the form the filter loop
+/// uses: each section's `b0` scaled so that integer nibble sums go in and unit-variance noise
+/// comes out.
 #[derive(Debug, Clone, Copy)]
 struct BandPass {
-    high_pass: Biquad,
-    low_pass: Biquad,
-    /// Makes the filtered output unit-variance.
-    gain: f32,
+    /// High-pass `b0` / SD of a nibble sum.
+    high_gain: f32,
+    high_a: [f32; 2],
+    /// Low-pass `b0` × the gain that makes the output unit-variance.
+    low_gain: f32,
+    low_a: [f32; 2],
 }
 
-/// Per lane, the last two values of the white input, the high-pass output and the low-pass
-/// output (`[w1, w2, h1, h2, l1, l2]`, 1 = previous step).
+impl BandPass {
+    fn new(band_hz: [f64; 2], fs: f64) -> Self {
+        let high_pass = Biquad::butterworth(band_hz[0], fs, true);
+        let low_pass = Biquad::butterworth(band_hz[1].min(0.45 * fs), fs, false);
+        let gain = unit_variance_gain(high_pass, low_pass);
+        BandPass {
+            high_gain: (high_pass.b0 / NIBBLE_SUM_VARIANCE.sqrt()) as f32,
+            high_a: high_pass.a.map(|a| a as f32),
+            low_gain: (low_pass.b0 * gain) as f32,
+            low_a: low_pass.a.map(|a| a as f32),
+        }
+    }
+}
+
+/// Per lane, the last two nibble sums (the white input), high-pass outputs and low-pass outputs
+/// (`[s1, s2, h1, h2, l1, l2]`, 1 = previous step).
 type FilterState = [Lanes; 6];
 
 /// One group of sources: its random stream and the filter state of each lane.
@@ -86,11 +99,9 @@ pub struct NoiseBank {
 impl NoiseBank {
     /// Sources for `count` channels, seeded from `seed`, band-limited to `band_hz` at `fs`.
     pub fn new(seed: u64, count: usize, band_hz: [f64; 2], fs: f64) -> Self {
-        let high_pass = Biquad::butterworth(band_hz[0], fs, true);
-        let low_pass = Biquad::butterworth(band_hz[1].min(0.45 * fs), fs, false);
-        let filter = BandPass { high_pass, low_pass, gain: unit_variance_gain(high_pass, low_pass) };
+        let filter = BandPass::new(band_hz, fs);
         let groups = (0..count.div_ceil(LANES) as u64)
-            .map(|g| Group { rng: stream(seed, Stream::Noise(g)), state: [[0.0; LANES]; 6] })
+            .map(|g| Group { rng: stream(seed, Stream::Noise(g)), state: FILTER_START })
             .collect();
         NoiseBank { groups, filter }
     }
@@ -124,51 +135,56 @@ kilosort::avx2_dispatch! {
 
 #[inline(always)]
 fn filter_steps_portable(filter: &BandPass, state: &mut FilterState, bytes: &[u8], out: &mut [Lanes]) {
-    let BandPass { high_pass: hp, low_pass: lp, gain } = *filter;
-    let [mut w1, mut w2, mut h1, mut h2, mut l1, mut l2] = *state;
+    let BandPass { high_gain, high_a, low_gain, low_a } = *filter;
+    let [mut s1, mut s2, mut h1, mut h2, mut l1, mut l2] = *state;
     for (x, bits) in out.iter_mut().zip(bytes.chunks_exact(BYTES_PER_STEP)) {
         let (lo, hi) = bits.split_at(LANES);
         for k in 0..LANES {
-            let w = irwin_hall(lo[k], hi[k]);
-            let h = hp.step(w, [w1[k], w2[k]], [h1[k], h2[k]]);
-            let l = lp.step(h, [h1[k], h2[k]], [l1[k], l2[k]]);
-            (w2[k], w1[k], h2[k], h1[k], l2[k], l1[k]) = (w1[k], w, h1[k], h, l1[k], l);
-            x[k] = gain * l;
+            let s = nibble_sum(lo[k], hi[k]);
+            // High-pass numerator (1, −2, 1): exact on the integer sums, and blind to their mean.
+            let h = (high_gain * ((s + s2[k]) - (s1[k] + s1[k])) - high_a[1] * h2[k]) - high_a[0] * h1[k];
+            let l = (low_gain * ((h + h2[k]) + (h1[k] + h1[k])) - low_a[1] * l2[k]) - low_a[0] * l1[k];
+            (s2[k], s1[k], h2[k], h1[k], l2[k], l1[k]) = (s1[k], s, h1[k], h, l1[k], l);
+            x[k] = l;
         }
     }
-    *state = [w1, w2, h1, h2, l1, l2];
+    *state = [s1, s2, h1, h2, l1, l2];
 }
 
-/// Two random bytes split into four 4-bit uniforms, summed and centred: mean 0, variance 1.
-/// The sum is close to Gaussian, and after band-pass filtering (a weighted sum of many samples)
+/// Filter state before the first sample: the inputs at their mean (no step at the start).
+const FILTER_START: FilterState = {
+    let mean = NIBBLE_SUM_MEAN as f32;
+    [[mean; LANES], [mean; LANES], [0.0; LANES], [0.0; LANES], [0.0; LANES], [0.0; LANES]]
+};
+
+/// Mean of a sum of four 4-bit uniforms: 4 × 7.5.
+const NIBBLE_SUM_MEAN: f64 = 30.0;
+/// Variance of a sum of four 4-bit uniforms: 4 × (16² − 1) / 12.
+const NIBBLE_SUM_VARIANCE: f64 = 85.0;
+
+/// Two random bytes split into four 4-bit uniforms and summed (0 to 60, as a float). The sum is
+/// close to Gaussian, and after band-pass filtering (a weighted sum of many samples)
 /// indistinguishable from it; it needs 16 random bits per sample and no transcendental function.
 #[inline(always)]
-fn irwin_hall(lo: u8, hi: u8) -> f32 {
-    let sum = (lo & 15) + (lo >> 4) + (hi & 15) + (hi >> 4);
-    // Each 4-bit uniform has variance (16² − 1)/12 = 21.25; four of them 85.
-    (sum as f32 - 30.0) * (1.0 / 85.0f32.sqrt())
+fn nibble_sum(lo: u8, hi: u8) -> f32 {
+    ((lo & 15) + (lo >> 4) + (hi & 15) + (hi >> 4)) as f32
 }
 
 /// 1 / SD of the filters' output for unit-variance white input: 1 / √(Σ h²) over the impulse
 /// response (computed, not sampled, so it is exact and needs no random numbers). In f64, where
 /// the decaying response never reaches the very slow subnormal numbers.
-fn unit_variance_gain(high_pass: Biquad, low_pass: Biquad) -> f32 {
-    let step = |f: &Biquad, x: f64, xp: [f64; 2], yp: [f64; 2]| {
-        f.b[0] as f64 * x + f.b[1] as f64 * xp[0] + f.b[2] as f64 * xp[1]
-            - f.a[0] as f64 * yp[0]
-            - f.a[1] as f64 * yp[1]
-    };
+fn unit_variance_gain(high_pass: Biquad, low_pass: Biquad) -> f64 {
     let (mut w, mut h, mut l) = ([0.0f64; 2], [0.0f64; 2], [0.0f64; 2]);
     let energy: f64 = (0..200_000)
         .map(|i| {
             let x = if i == 0 { 1.0 } else { 0.0 };
-            let hx = step(&high_pass, x, w, h);
-            let lx = step(&low_pass, hx, h, l);
+            let hx = high_pass.step(x, w, h);
+            let lx = low_pass.step(hx, h, l);
             (w, h, l) = ([x, w[0]], [hx, h[0]], [lx, l[0]]);
             lx * lx
         })
         .sum();
-    (1.0 / energy.sqrt()) as f32
+    1.0 / energy.sqrt()
 }
 
 /// Channels mixed together in one vector.
