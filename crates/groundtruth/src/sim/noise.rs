@@ -1,28 +1,21 @@
 //! Background noise: band-limited, spatially correlated, a level per channel, a common-mode
 //! component and a DC offset, generated block by block so it streams in bounded memory.
 //!
-//! Independent sources are made in groups of [`LANES`]: a group draws its white noise from one
-//! random stream and runs its band-pass filters in lockstep (the IIR recursion is sequential in
-//! time, so running several sources side by side is what lets the CPU use its vector lanes).
+//! Independent sources are made in groups of [`LANES`]: a group draws its white noise from
+//! lockstep random generators and runs its band-pass filters in lockstep (the IIR recursion is
+//! sequential in time, so running several sources side by side is what lets the CPU use its
+//! vector lanes).
 //! Each channel is then a weighted sum of nearby sources ([`SpatialMix`]).
 
-use rand::RngCore;
-use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use super::random::{Stream, stream};
+use super::random::{LaneRng, Stream, stream};
 
 /// Sources filtered in lockstep (two AVX2 vectors).
 pub const LANES: usize = 16;
 
 /// One time step of a group: a sample per source.
 pub type Lanes = [f32; LANES];
-
-/// Time steps whose random bits are drawn at once (a 2 kB buffer on the stack).
-const STEPS_PER_DRAW: usize = 64;
-
-/// Random bytes per time step of a group: two per source.
-const BYTES_PER_STEP: usize = 2 * LANES;
 
 /// A second-order Butterworth section (Q = 1/√2) by the bilinear transform. Its numerator is
 /// `b0 · (1, ∓2, 1)` (high-pass: −, low-pass: +), which the filter loop uses to save multiplies.
@@ -82,10 +75,10 @@ impl BandPass {
 /// (`[s1, s2, h1, h2, l1, l2]`, 1 = previous step).
 type FilterState = [Lanes; 6];
 
-/// One group of sources: its random stream and the filter state of each lane.
+/// One group of sources: its random generators and the filter state of each lane.
 #[derive(Debug, Clone)]
 struct Group {
-    rng: ChaCha8Rng,
+    rng: LaneRng<LANES>,
     state: FilterState,
 }
 
@@ -101,7 +94,7 @@ impl NoiseBank {
     pub fn new(seed: u64, count: usize, band_hz: [f64; 2], fs: f64) -> Self {
         let filter = BandPass::new(band_hz, fs);
         let groups = (0..count.div_ceil(LANES) as u64)
-            .map(|g| Group { rng: stream(seed, Stream::Noise(g)), state: FILTER_START })
+            .map(|g| Group { rng: LaneRng::from_stream(&mut stream(seed, Stream::Noise(g))), state: FILTER_START })
             .collect();
         NoiseBank { groups, filter }
     }
@@ -117,30 +110,25 @@ impl NoiseBank {
     pub fn fill(&mut self, len: usize, out: &mut [Lanes]) {
         assert_eq!(out.len(), len * self.groups.len(), "one slab of `len` steps per group");
         let filter = self.filter;
-        out.par_chunks_mut(len.max(1)).zip(self.groups.par_iter_mut()).for_each(|(slab, group)| {
-            let mut bytes = [0u8; STEPS_PER_DRAW * BYTES_PER_STEP];
-            for steps in slab.chunks_mut(STEPS_PER_DRAW) {
-                let bytes = &mut bytes[..steps.len() * BYTES_PER_STEP];
-                group.rng.fill_bytes(bytes);
-                filter_steps(&filter, &mut group.state, bytes, steps);
-            }
-        });
+        out.par_chunks_mut(len.max(1))
+            .zip(self.groups.par_iter_mut())
+            .for_each(|(slab, group)| filter_steps(&filter, group, slab));
     }
 }
 
 kilosort::avx2_dispatch! {
-    /// Turns random bytes into white noise and band-pass filters it, one time step at a time.
-    fn filter_steps(filter: &BandPass, state: &mut FilterState, bytes: &[u8], out: &mut [Lanes]) => filter_steps_portable
+    /// Draws white noise and band-pass filters it, one time step at a time.
+    fn filter_steps(filter: &BandPass, group: &mut Group, out: &mut [Lanes]) => filter_steps_portable
 }
 
 #[inline(always)]
-fn filter_steps_portable(filter: &BandPass, state: &mut FilterState, bytes: &[u8], out: &mut [Lanes]) {
+fn filter_steps_portable(filter: &BandPass, group: &mut Group, out: &mut [Lanes]) {
     let BandPass { high_gain, high_a, low_gain, low_a } = *filter;
-    let [mut s1, mut s2, mut h1, mut h2, mut l1, mut l2] = *state;
-    for (x, bits) in out.iter_mut().zip(bytes.chunks_exact(BYTES_PER_STEP)) {
-        let (lo, hi) = bits.split_at(LANES);
+    let [mut s1, mut s2, mut h1, mut h2, mut l1, mut l2] = group.state;
+    for x in out.iter_mut() {
+        let bits = group.rng.next();
         for k in 0..LANES {
-            let s = nibble_sum(lo[k], hi[k]);
+            let s = nibble_sum(bits[k]);
             // High-pass numerator (1, −2, 1): exact on the integer sums, and blind to their mean.
             let h = (high_gain * ((s + s2[k]) - (s1[k] + s1[k])) - high_a[1] * h2[k]) - high_a[0] * h1[k];
             let l = (low_gain * ((h + h2[k]) + (h1[k] + h1[k])) - low_a[1] * l2[k]) - low_a[0] * l1[k];
@@ -148,7 +136,7 @@ fn filter_steps_portable(filter: &BandPass, state: &mut FilterState, bytes: &[u8
             x[k] = l;
         }
     }
-    *state = [s1, s2, h1, h2, l1, l2];
+    group.state = [s1, s2, h1, h2, l1, l2];
 }
 
 /// Filter state before the first sample: the inputs at their mean (no step at the start).
@@ -157,17 +145,20 @@ const FILTER_START: FilterState = {
     [[mean; LANES], [mean; LANES], [0.0; LANES], [0.0; LANES], [0.0; LANES], [0.0; LANES]]
 };
 
-/// Mean of a sum of four 4-bit uniforms: 4 × 7.5.
-const NIBBLE_SUM_MEAN: f64 = 30.0;
-/// Variance of a sum of four 4-bit uniforms: 4 × (16² − 1) / 12.
-const NIBBLE_SUM_VARIANCE: f64 = 85.0;
+/// Mean of a sum of eight 4-bit uniforms: 8 × 7.5.
+const NIBBLE_SUM_MEAN: f64 = 60.0;
+/// Variance of a sum of eight 4-bit uniforms: 8 × (16² − 1) / 12.
+const NIBBLE_SUM_VARIANCE: f64 = 170.0;
 
-/// Two random bytes split into four 4-bit uniforms and summed (0 to 60, as a float). The sum is
+/// 32 random bits split into eight 4-bit uniforms and summed (0 to 120, as a float). The sum is
 /// close to Gaussian, and after band-pass filtering (a weighted sum of many samples)
-/// indistinguishable from it; it needs 16 random bits per sample and no transcendental function.
+/// indistinguishable from it; no transcendental function is needed.
 #[inline(always)]
-fn nibble_sum(lo: u8, hi: u8) -> f32 {
-    ((lo & 15) + (lo >> 4) + (hi & 15) + (hi >> 4)) as f32
+fn nibble_sum(bits: u32) -> f32 {
+    // Four bytes of two nibbles each, then the bytes summed by shifting and adding.
+    let pairs = (bits & 0x0F0F_0F0F) + ((bits >> 4) & 0x0F0F_0F0F);
+    let halves = pairs + (pairs >> 8);
+    ((halves + (halves >> 16)) & 0xFF) as f32
 }
 
 /// 1 / SD of the filters' output for unit-variance white input: 1 / √(Σ h²) over the impulse
@@ -374,6 +365,15 @@ mod tests {
             })
             .collect();
         windows.iter().sum::<f64>() / windows.len() as f64
+    }
+
+    #[test]
+    fn nibble_sums_add_the_eight_nibbles() {
+        for bits in [0u32, u32::MAX, 0x1234_5678, 0xF0F0_0F0F, 0x8000_0001] {
+            let naive: u32 = (0..8).map(|i| (bits >> (4 * i)) & 15).sum();
+            assert_eq!(nibble_sum(bits), naive as f32, "{bits:#x}");
+        }
+        assert_eq!(nibble_sum(u32::MAX) as f64, 2.0 * NIBBLE_SUM_MEAN);
     }
 
     #[test]
