@@ -4,7 +4,9 @@
 //! sources (each is a recursive filter, sequential in time). Then, in parallel over short runs
 //! of time steps (everything left is independent between time steps): spatial mixing, per-channel
 //! level and offset, every spike that overlaps the run, and conversion to int16. A run's traces
-//! are time-major, like the file, and small enough to stay in the core's cache throughout.
+//! are time-major, like the file, and small enough to stay in the core's cache throughout. The
+//! first pass of the next block runs beside the second pass of this one, so that the threads
+//! never wait for the slowest task of a pass.
 
 use std::cell::RefCell;
 use std::ops::Range;
