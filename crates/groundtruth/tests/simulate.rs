@@ -209,3 +209,76 @@ fn drift_file_matches_the_motion_seen_in_the_data() {
     eprintln!("drift check: r = {correlation:.3}, slope = {slope:.3}");
     assert!(slope > 0.85 && slope < 1.15, "and moves by about the same amount: slope {slope:.2}");
 }
+
+#[test]
+fn same_bytes_whatever_the_thread_count_and_the_calling_thread() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = small("np1-64", 2.0);
+    run(&config, &tmp.path().join("plain"));
+    for threads in [1, 3] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        // Called from inside a pool (the renderer then runs on the calling thread).
+        pool.install(|| run(&config, &tmp.path().join(format!("pool{threads}"))));
+        for file in ["recording.bin", "gt_units.json"] {
+            let a = std::fs::read(tmp.path().join("plain").join(file)).unwrap();
+            let b = std::fs::read(tmp.path().join(format!("pool{threads}")).join(file)).unwrap();
+            assert!(a == b, "{file} differs with {threads} thread(s)");
+        }
+    }
+}
+
+/// Power of `x` at `freq_hz`, averaged over windows of 3000 samples (10 Hz resolution).
+fn power_at(x: &[f64], freq_hz: f64, fs: f64) -> f64 {
+    let windows: Vec<f64> = x
+        .chunks_exact(3000)
+        .map(|w| {
+            let (mut re, mut im) = (0.0, 0.0);
+            for (t, &v) in w.iter().enumerate() {
+                let phase = std::f64::consts::TAU * freq_hz * t as f64 / fs;
+                re += v * phase.cos();
+                im += v * phase.sin();
+            }
+            (re * re + im * im) / w.len() as f64
+        })
+        .collect();
+    windows.iter().sum::<f64>() / windows.len() as f64
+}
+
+#[test]
+fn background_noise_is_band_limited_spatially_correlated_and_uneven_across_channels() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = SimulationConfig { n_units: 0, n_distractors: 0, ..small("np1-64", 4.0) };
+    run(&config, tmp.path());
+    let rec = recording(tmp.path()).mapv(|v| v as f64);
+    let centred: Vec<Vec<f64>> = rec
+        .columns()
+        .into_iter()
+        .map(|c| {
+            let mean = c.mean().unwrap();
+            c.iter().map(|v| v - mean).collect()
+        })
+        .collect();
+    let sd: Vec<f64> = centred.iter().map(|c| (c.iter().map(|v| v * v).sum::<f64>() / c.len() as f64).sqrt()).collect();
+    // Each channel's own level is 10 µV ± 20 %, plus a 4 µV common-mode signal.
+    let (lo, hi) = (sd.iter().cloned().fold(f64::MAX, f64::min), sd.iter().cloned().fold(0.0, f64::max));
+    let (floor, ceiling) = ((0.8f64 * 10.0).hypot(4.0), (1.2f64 * 10.0).hypot(4.0));
+    assert!(lo > 0.97 * floor && hi < 1.03 * ceiling, "channel SDs {lo:.2}–{hi:.2} µV");
+    assert!(hi / lo > 1.15, "levels differ between channels: {lo:.2}–{hi:.2} µV");
+
+    let correlation = |a: usize, b: usize| {
+        let dot: f64 = centred[a].iter().zip(&centred[b]).map(|(x, y)| x * y).sum();
+        dot / centred[a].len() as f64 / (sd[a] * sd[b])
+    };
+    // On this layout channel c + 2 is the next row (20 µm up, 16 µm across); c + 20 is 200 µm up.
+    let near = (0..40).map(|c| correlation(c, c + 2)).sum::<f64>() / 40.0;
+    let far = (0..40).map(|c| correlation(c, c + 20)).sum::<f64>() / 40.0;
+    assert!(near > far + 0.1, "neighbours correlate more than far channels: {near:.3} vs {far:.3}");
+    // Far channels share only the common mode: 4² / (10² + 4²) of the variance.
+    assert!((far - 16.0 / 116.0).abs() < 0.05, "far correlation {far:.3}");
+
+    let x = &centred[10];
+    let band = [1000.0, 3000.0].map(|f| power_at(x, f, config.fs));
+    let inside = band[0].min(band[1]);
+    let (below, above) = (power_at(x, 30.0, config.fs), power_at(x, 13_000.0, config.fs));
+    assert!(below < inside / 30.0 && above < inside / 5.0, "in band {band:?}, 30 Hz {below:.3}, 13 kHz {above:.3}");
+}

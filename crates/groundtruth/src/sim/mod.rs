@@ -8,7 +8,9 @@
 
 mod config;
 mod drift;
+mod footprint;
 mod noise;
+mod output;
 mod probes;
 mod random;
 mod render;

@@ -1,5 +1,14 @@
-//! Renders blocks of the recording: noise, then every spike that overlaps the block.
+//! Renders blocks of the recording straight into the file's interleaved int16 bytes.
+//!
+//! A block is made in two parallel passes. First the noise sources, in parallel over groups of
+//! sources (each is a recursive filter, sequential in time). Then, in parallel over short runs
+//! of time steps (everything left is independent between time steps): spatial mixing, per-channel
+//! level and offset, every spike that overlaps the run, and conversion to int16. A run's traces
+//! are time-major, like the file, and small enough to stay in the core's cache throughout. The
+//! first pass of the next block runs beside the second pass of this one, so that the threads
+//! never wait for the slowest task of a pass.
 
+use std::cell::RefCell;
 use std::ops::Range;
 
 use kilosort::Probe;
@@ -7,52 +16,259 @@ use rayon::prelude::*;
 
 use super::config::SimulationConfig;
 use super::drift::DriftField;
-use super::noise::{LANES, NoiseSource, SpatialMix, fill_group};
+use super::footprint::{Footprints, SpikeWaves};
+use super::noise::{LANES, Lanes, NoiseBank, SpatialMix};
 use super::trains::SpikeEvent;
 use super::units::Unit;
-use super::waveform::{FOOTPRINT_CUTOFF, FOOTPRINT_NOISE_FRACTION, Profile, WINDOW_MS, channel_view, reach};
 
-/// Channels per parallel task when adding spikes.
-const CHANNELS_PER_TASK: usize = 16;
-
-/// One spike's waveform on one channel: amplitude, sample range around the trough, table walk.
-struct ChannelSpike {
-    amp: f32,
-    from: i64,
-    to: i64,
-    x0: f64,
-    dx: f64,
-}
+/// Time steps per parallel task of the second pass (384 channels × 128 steps: 192 kB of traces).
+const STEPS_PER_TASK: usize = 128;
 
 /// Half-width, in samples, of the window used to measure ground-truth templates.
 pub const TEMPLATE_HALF_WIDTH: usize = 45;
 
+/// Where each probe channel goes in a row of the file.
+struct FileLayout {
+    /// Columns per row.
+    n_chan_bin: usize,
+    /// Runs of consecutive probe channels stored in consecutive columns: (first channel, first
+    /// column, length). For the usual channel maps this is one or two runs.
+    runs: Vec<(usize, usize, usize)>,
+    /// 1 / µV per int16 step.
+    inv_uv_per_bit: f32,
+}
+
+impl FileLayout {
+    fn new(channel_map: &[u32], n_chan_bin: usize, uv_per_bit: f64) -> Self {
+        let mut runs: Vec<(usize, usize, usize)> = Vec::new();
+        for (c, &col) in channel_map.iter().enumerate() {
+            match runs.last_mut() {
+                Some((first, column, len)) if *first + *len == c && *column + *len == col as usize => *len += 1,
+                _ => runs.push((c, col as usize, 1)),
+            }
+        }
+        FileLayout { n_chan_bin, runs, inv_uv_per_bit: (1.0 / uv_per_bit) as f32 }
+    }
+
+    /// Writes the rows of `traces` (time step × probe channel, µV) as little-endian int16 rows
+    /// of `bytes`. Columns that no channel maps to are left as they are (zero).
+    fn write(&self, traces: &[f32], n: usize, bytes: &mut [u8]) {
+        for (row, out) in traces.chunks_exact(n).zip(bytes.chunks_exact_mut(2 * self.n_chan_bin)) {
+            for &(c, col, len) in &self.runs {
+                to_int16(&row[c..c + len], self.inv_uv_per_bit, &mut out[2 * col..2 * (col + len)]);
+            }
+        }
+    }
+}
+
+kilosort::avx2_dispatch! {
+    /// `values × scale`, saturated and rounded to the nearest integer, as little-endian int16.
+    fn to_int16(values: &[f32], scale: f32, out: &mut [u8]) => to_int16_portable
+}
+
+#[inline(always)]
+fn to_int16_portable(values: &[f32], scale: f32, out: &mut [u8]) {
+    // Adding 1.5 × 2²³ leaves the rounded integer in the low mantissa bits (for |x| < 2²²):
+    // unlike `as`, which saturates value by value, this vectorises.
+    const MAGIC: f32 = 12_582_912.0;
+    for (bytes, &v) in out.chunks_exact_mut(2).zip(values) {
+        let x = (v * scale).clamp(i16::MIN as f32, i16::MAX as f32);
+        let rounded = ((x + MAGIC).to_bits() as i32 - MAGIC.to_bits() as i32) as i16;
+        bytes.copy_from_slice(&rounded.to_le_bytes());
+    }
+}
+
+/// Adds rows `channels` of `spikes` (channel × `STEPS_PER_TASK` time steps) to the columns of
+/// `traces` (time step × `n` channels), and clears them for the next task.
+fn add_transposed(spikes: &mut [f32], channels: Range<usize>, traces: &mut [f32], n: usize) {
+    if channels.is_empty() {
+        return;
+    }
+    let (mut c0, mut t0) = (channels.start, 0);
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 is present (checked just above).
+        (c0, t0) = unsafe { add_transposed_avx2(spikes, channels.clone(), traces, n) };
+    }
+    // What the tiles left: channels after `c0` at every step, and steps after `t0` before it.
+    for (t, row) in traces.chunks_exact_mut(n).enumerate() {
+        let from = if t < t0 { c0 } else { channels.start };
+        for (c, out) in row.iter_mut().enumerate().take(channels.end).skip(from) {
+            *out += spikes[c * STEPS_PER_TASK + t];
+        }
+    }
+    spikes[channels.start * STEPS_PER_TASK..channels.end * STEPS_PER_TASK].fill(0.0);
+}
+
+/// [`add_transposed`] in 8 × 8 tiles, transposed in registers. Returns where the tiles stopped:
+/// channels before the first value are done for time steps before the second.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn add_transposed_avx2(spikes: &[f32], channels: Range<usize>, traces: &mut [f32], n: usize) -> (usize, usize) {
+    use std::arch::x86_64::*;
+    let steps = traces.len() / n;
+    let (tiles_c, tiles_t) = ((channels.end - channels.start) / 8, steps / 8);
+    for tc in 0..tiles_c {
+        let c0 = channels.start + 8 * tc;
+        for tt in 0..tiles_t {
+            let t0 = 8 * tt;
+            // SAFETY (all loads and stores): each slice holds the 8 values read or written.
+            let r: [__m256; 8] = std::array::from_fn(|c| {
+                let at = (c0 + c) * STEPS_PER_TASK + t0;
+                unsafe { _mm256_loadu_ps(spikes[at..at + 8].as_ptr()) }
+            });
+            for (t, column) in transpose8(r).into_iter().enumerate() {
+                let at = (t0 + t) * n + c0;
+                let out = &mut traces[at..at + 8];
+                unsafe { _mm256_storeu_ps(out.as_mut_ptr(), _mm256_add_ps(_mm256_loadu_ps(out.as_ptr()), column)) };
+            }
+        }
+    }
+    (channels.start + 8 * tiles_c, 8 * tiles_t)
+}
+
+/// Transposes an 8 × 8 tile held as 8 row vectors.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn transpose8(r: [std::arch::x86_64::__m256; 8]) -> [std::arch::x86_64::__m256; 8] {
+    use std::arch::x86_64::*;
+    let a = [
+        _mm256_unpacklo_ps(r[0], r[1]),
+        _mm256_unpackhi_ps(r[0], r[1]),
+        _mm256_unpacklo_ps(r[2], r[3]),
+        _mm256_unpackhi_ps(r[2], r[3]),
+        _mm256_unpacklo_ps(r[4], r[5]),
+        _mm256_unpackhi_ps(r[4], r[5]),
+        _mm256_unpacklo_ps(r[6], r[7]),
+        _mm256_unpackhi_ps(r[6], r[7]),
+    ];
+    let b = [
+        _mm256_shuffle_ps::<0x44>(a[0], a[2]),
+        _mm256_shuffle_ps::<0xEE>(a[0], a[2]),
+        _mm256_shuffle_ps::<0x44>(a[1], a[3]),
+        _mm256_shuffle_ps::<0xEE>(a[1], a[3]),
+        _mm256_shuffle_ps::<0x44>(a[4], a[6]),
+        _mm256_shuffle_ps::<0xEE>(a[4], a[6]),
+        _mm256_shuffle_ps::<0x44>(a[5], a[7]),
+        _mm256_shuffle_ps::<0xEE>(a[5], a[7]),
+    ];
+    [
+        _mm256_permute2f128_ps::<0x20>(b[0], b[4]),
+        _mm256_permute2f128_ps::<0x20>(b[1], b[5]),
+        _mm256_permute2f128_ps::<0x20>(b[2], b[6]),
+        _mm256_permute2f128_ps::<0x20>(b[3], b[7]),
+        _mm256_permute2f128_ps::<0x31>(b[0], b[4]),
+        _mm256_permute2f128_ps::<0x31>(b[1], b[5]),
+        _mm256_permute2f128_ps::<0x31>(b[2], b[6]),
+        _mm256_permute2f128_ps::<0x31>(b[3], b[7]),
+    ]
+}
+
+/// A thread's scratch for tasks of the second pass, reused from task to task (and block to
+/// block) so that it stays in the core's cache: 192 kB each at 384 channels.
+#[derive(Default)]
+struct Scratch {
+    /// A task's traces, time step × probe channel, µV.
+    traces: Vec<f32>,
+    /// A task's spikes, probe channel × `STEPS_PER_TASK` time steps, µV.
+    spikes: Vec<f32>,
+    /// Whether `spikes` is all zero (it is after each task, unless a task panicked).
+    spikes_clean: bool,
+}
+
+impl Scratch {
+    /// Traces for `steps` time steps of `n` channels, and all-zero spikes; marks the spikes as
+    /// in use until the task says otherwise.
+    fn get(&mut self, n: usize, steps: usize) -> (&mut [f32], &mut [f32]) {
+        if self.spikes.len() != n * STEPS_PER_TASK || !self.spikes_clean {
+            self.spikes.clear();
+            self.spikes.resize(n * STEPS_PER_TASK, 0.0);
+        }
+        self.spikes_clean = false;
+        self.traces.resize(n * steps, 0.0);
+        (&mut self.traces, &mut self.spikes)
+    }
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::default();
+}
+
+/// What the second pass over a block reads.
+struct SecondPass<'p> {
+    /// Spikes that overlap the block.
+    events: &'p [SpikeEvent],
+    waves: SpikeWaves<'p>,
+    footprints: &'p Footprints<'p>,
+    /// The block's noise sources, group-major.
+    sources: &'p [Lanes],
+    mix: &'p SpatialMix,
+    dc_offset: &'p [f32],
+    common_uv: f32,
+    layout: &'p FileLayout,
+}
+
+impl SecondPass<'_> {
+    /// Mixes, adds spikes and writes int16 rows, in parallel over runs of `STEPS_PER_TASK` time
+    /// steps; `sum_sq` receives each run's per-channel sum of squared noise.
+    fn run(&self, start: i64, len: usize, bytes: &mut [u8], sum_sq: &mut [f64]) {
+        let n = self.dc_offset.len();
+        let row_bytes = 2 * self.layout.n_chan_bin;
+        bytes.par_chunks_mut(row_bytes * STEPS_PER_TASK).zip(sum_sq.par_chunks_mut(n)).enumerate().for_each(
+            |(task, (bytes, sum_sq))| {
+                let (t0, steps) = (task * STEPS_PER_TASK, bytes.len() / row_bytes);
+                SCRATCH.with_borrow_mut(|scratch| {
+                    let (traces, spikes) = scratch.get(n, steps);
+                    self.mix.mix(self.sources, len, t0, self.common_uv, self.dc_offset, traces, sum_sq);
+                    let t0 = start + t0 as i64;
+                    let touched =
+                        self.footprints.add_spikes(self.events, &self.waves, t0, steps, STEPS_PER_TASK, spikes);
+                    add_transposed(spikes, touched, traces, n);
+                    scratch.spikes_clean = true;
+                    self.layout.write(&scratch.traces, n, bytes);
+                });
+            },
+        );
+    }
+
+    /// Adds the clean best-channel waveform of each spike of the block to its unit's sum.
+    fn track_templates(&self, start: i64, len: usize, sum: &mut [Vec<f64>], count: &mut [u64]) {
+        let half = TEMPLATE_HALF_WIDTH as i64;
+        for e in self.events.iter().filter(|e| (start..start + len as i64).contains(&e.sample)) {
+            let unit = e.unit as usize;
+            if self.footprints.add_best_channel_waveform(e, half, &mut sum[unit]) {
+                count[unit] += 1;
+            }
+        }
+    }
+}
+
 /// Everything needed to render any block, plus the running measurements.
 pub struct Renderer<'a> {
-    config: &'a SimulationConfig,
-    probe: &'a Probe,
-    units: &'a [Unit],
     events: &'a [SpikeEvent],
-    drift: Option<&'a DriftField>,
-    sources: Vec<NoiseSource>,
-    common_source: NoiseSource,
+    footprints: Footprints<'a>,
+    bank: NoiseBank,
     mix: SpatialMix,
-    noise_sd: Vec<f64>,
-    dc_offset: Vec<f64>,
-    profiles: Vec<Profile>,
-    candidates: Vec<Vec<usize>>,
-    /// Per unit: channels where its gain is below this get nothing.
-    gain_floor: Vec<f64>,
-    /// Scratch: unmixed noise of every source for one block.
-    raw: Vec<f32>,
-    /// Scratch: the common-mode signal for one block.
-    common: Vec<f32>,
-    /// Longest reach of a spike before/after its trough, samples.
-    reach_samples: (i64, i64),
+    common_uv: f32,
+    dc_offset: Vec<f32>,
+    layout: FileLayout,
+    /// Probe channels.
+    n: usize,
+    /// The block's noise sources, group-major.
+    sources: Vec<Lanes>,
+    /// The next block's noise sources, made while this block is rendered.
+    next_sources: Vec<Lanes>,
+    /// Where the next block starts.
+    next_start: i64,
+    /// Scratch: per task of the second pass, per channel, the sum of squared noise.
+    task_sum_sq: Vec<f64>,
     /// Sum of squared noise per channel (for the measured noise SD).
-    pub noise_sum_sq: Vec<f64>,
+    noise_sum_sq: Vec<f64>,
     /// Samples of noise accumulated.
-    pub noise_count: u64,
+    noise_count: u64,
     /// Per unit: summed clean waveform on its best channel, around the trough.
     pub template_sum: Vec<Vec<f64>>,
     /// Per unit: spikes added to `template_sum`.
@@ -60,56 +276,32 @@ pub struct Renderer<'a> {
 }
 
 impl<'a> Renderer<'a> {
-    /// Prepares noise sources, per-unit profiles and candidate channels.
+    /// Prepares noise sources (one per channel and a common-mode one), mixing and footprints.
     pub fn new(
         config: &'a SimulationConfig,
         probe: &'a Probe,
         units: &'a [Unit],
         events: &'a [SpikeEvent],
         drift: Option<&'a DriftField>,
-        noise_sd: Vec<f64>,
-        dc_offset: Vec<f64>,
+        noise_sd: &[f64],
+        dc_offset: &[f64],
     ) -> Self {
         let n = probe.len();
-        let mut sources = NoiseSource::bank(config.seed, n + 1, config.noise_band_hz, config.fs);
-        let common = sources.pop().expect("the bank has n + 1 sources");
-        let max_drift = drift.map_or(0.0, DriftField::max_abs);
-        let mut candidates = Vec::with_capacity(units.len());
-        let mut gain_floor = Vec::with_capacity(units.len());
-        for u in units {
-            let b = u.best_channel;
-            let gain = channel_view(&u.shape, u.x_um - probe.x[b] as f64, u.y_um - probe.y[b] as f64, u.z_um).gain;
-            let r_best =
-                ((u.x_um - probe.x[b] as f64).powi(2) + (u.y_um - probe.y[b] as f64).powi(2) + u.z_um.powi(2)).sqrt();
-            let floor = FOOTPRINT_CUTOFF.max(FOOTPRINT_NOISE_FRACTION * config.noise_uv / (u.amplitude_uv * gain));
-            let radius = reach(r_best, floor) + max_drift;
-            candidates.push(
-                (0..n)
-                    .filter(|&c| {
-                        ((u.x_um - probe.x[c] as f64).powi(2) + (u.y_um - probe.y[c] as f64).powi(2)).sqrt() <= radius
-                    })
-                    .collect(),
-            );
-            gain_floor.push(floor * gain);
-        }
-        let ms = config.fs / 1000.0;
+        let n_chan_bin = probe.channel_map.iter().max().map_or(0, |&m| m as usize + 1);
         Renderer {
-            config,
-            probe,
-            units,
             events,
-            drift,
-            sources,
-            common_source: common,
-            mix: SpatialMix::new(&probe.x, &probe.y, config.noise_correlation_um),
-            noise_sd,
-            dc_offset,
-            profiles: units.iter().map(|u| Profile::new(&u.shape, config.fs)).collect(),
-            candidates,
-            gain_floor,
-            raw: Vec::new(),
-            common: Vec::new(),
-            reach_samples: ((-3.0 * WINDOW_MS[0] * ms) as i64 + 1, (3.0 * WINDOW_MS[1] * ms) as i64 + 1),
+            footprints: Footprints::new(config, probe, units, drift),
+            // Source `n` is the common-mode signal.
+            bank: NoiseBank::new(config.seed, n + 1, config.noise_band_hz, config.fs),
+            mix: SpatialMix::new(&probe.x, &probe.y, config.noise_correlation_um, noise_sd),
+            common_uv: config.common_mode_uv as f32,
+            dc_offset: dc_offset.iter().map(|&d| d as f32).collect(),
+            layout: FileLayout::new(&probe.channel_map, n_chan_bin, config.uv_per_bit),
+            n,
+            sources: Vec::new(),
+            next_sources: Vec::new(),
+            next_start: 0,
+            task_sum_sq: Vec::new(),
             noise_sum_sq: vec![0.0; n],
             noise_count: 0,
             template_sum: vec![vec![0.0; 2 * TEMPLATE_HALF_WIDTH + 1]; units.len()],
@@ -117,103 +309,54 @@ impl<'a> Renderer<'a> {
         }
     }
 
-    /// Renders samples `[start, start + len)` into `block` (probe channel × time, µV).
-    pub fn render(&mut self, start: i64, len: usize, block: &mut [f32]) {
-        self.add_noise(len, block);
-        let lo = self.events.partition_point(|e| e.sample < start - self.reach_samples.1);
-        let hi = self.events.partition_point(|e| e.sample < start + len as i64 + self.reach_samples.0);
+    /// Renders samples `[start, start + len)` into `bytes`: `len` rows of int16 (columns that no
+    /// channel maps to are left as they are). Blocks come in order; `next_len` is the length of
+    /// the next block (0 after the last), whose noise sources are made meanwhile: the two passes
+    /// of consecutive blocks then share the threads without waiting on each other.
+    pub fn render(&mut self, start: i64, len: usize, next_len: usize, bytes: &mut [u8]) {
+        assert_eq!(start, self.next_start, "blocks are rendered in order");
+        assert_eq!(bytes.len(), 2 * self.layout.n_chan_bin * len, "one int16 row per sample");
+        let n_groups = self.bank.n_groups();
+        if start == 0 {
+            // The first block: no earlier block made its sources.
+            self.sources.resize(n_groups * len, [0.0; LANES]);
+            self.bank.fill(len, &mut self.sources);
+        }
+        self.next_sources.resize(n_groups * next_len, [0.0; LANES]);
+        let (bank, next_sources) = (&mut self.bank, &mut self.next_sources);
+        let lo = self.events.partition_point(|e| e.sample < start - self.footprints.reach_samples.1);
+        let hi = self.events.partition_point(|e| e.sample < start + len as i64 + self.footprints.reach_samples.0);
         let events = &self.events[lo..hi];
-        let this = &*self;
-        block.par_chunks_mut(len * CHANNELS_PER_TASK).enumerate().for_each(|(task, rows)| {
-            let channels = task * CHANNELS_PER_TASK..task * CHANNELS_PER_TASK + rows.len() / len;
-            for e in events {
-                this.add_spike(e, start, len, channels.clone(), rows);
-            }
-        });
-        for e in events.iter().filter(|e| (start..start + len as i64).contains(&e.sample)) {
-            self.track_template(e);
+        let n = self.n;
+        self.task_sum_sq.resize(n * len.div_ceil(STEPS_PER_TASK), 0.0);
+        let pass = SecondPass {
+            events,
+            waves: self.footprints.waves(events),
+            footprints: &self.footprints,
+            sources: &self.sources,
+            mix: &self.mix,
+            dc_offset: &self.dc_offset,
+            common_uv: self.common_uv,
+            layout: &self.layout,
+        };
+        let (task_sum_sq, template_sum, template_count) =
+            (&mut self.task_sum_sq, &mut self.template_sum, &mut self.template_count);
+        rayon::join(
+            || bank.fill(next_len, next_sources),
+            || {
+                rayon::join(
+                    || pass.run(start, len, bytes, task_sum_sq),
+                    || pass.track_templates(start, len, template_sum, template_count),
+                )
+            },
+        );
+        // Summed in task order, so the total does not depend on the thread count.
+        for sums in self.task_sum_sq.chunks_exact(n) {
+            self.noise_sum_sq.iter_mut().zip(sums).for_each(|(s, x)| *s += x);
         }
-    }
-
-    fn add_noise(&mut self, len: usize, block: &mut [f32]) {
-        let n = self.probe.len();
-        self.raw.resize(n * len, 0.0);
-        self.raw.par_chunks_mut(len * LANES).zip(self.sources.par_chunks_mut(LANES)).for_each(|(rows, sources)| {
-            let mut rows: Vec<&mut [f32]> = rows.chunks_mut(len).collect();
-            fill_group(sources, &mut rows);
-        });
-        self.common.resize(len, 0.0);
-        self.common_source.fill(&mut self.common);
-        let common_uv = self.config.common_mode_uv as f32;
-        let (mix, sd, dc, raw, common) = (&self.mix, &self.noise_sd, &self.dc_offset, &self.raw, &self.common);
-        let sums: Vec<f64> = block
-            .par_chunks_mut(len)
-            .enumerate()
-            .map(|(c, out)| {
-                let sources = mix.rows[c].iter().map(|&(k, w)| (&raw[k * len..(k + 1) * len], w * sd[c] as f32));
-                mix_channel(out, common, common_uv, sources, dc[c] as f32)
-            })
-            .collect();
-        self.noise_sum_sq.iter_mut().zip(sums).for_each(|(s, x)| *s += x);
         self.noise_count += len as u64;
-    }
-
-    /// The unit's position at the spike's time (drift moves it along the probe).
-    fn unit_depth(&self, e: &SpikeEvent) -> f64 {
-        let unit = &self.units[e.unit as usize];
-        unit.y_um + self.drift.map_or(0.0, |d| d.at(e.sample as f64 / self.config.fs, unit.y_um))
-    }
-
-    /// Samples `k` (relative to the trough) where the spike is non-zero on a channel, and the
-    /// table walk for them.
-    fn spike_on_channel(&self, e: &SpikeEvent, c: usize, y: f64) -> Option<ChannelSpike> {
-        let unit = &self.units[e.unit as usize];
-        let view = channel_view(&unit.shape, unit.x_um - self.probe.x[c] as f64, y - self.probe.y[c] as f64, unit.z_um);
-        if view.gain < self.gain_floor[e.unit as usize] {
-            return None;
-        }
-        let ms = 1000.0 / self.config.fs;
-        let support = self.profiles[e.unit as usize].support_ms;
-        let from = ((support[0] * view.stretch + view.delay_ms) / ms).floor() as i64;
-        let to = ((support[1] * view.stretch + view.delay_ms) / ms).ceil() as i64;
-        // Table position walks linearly with the sample: t = ((k − offset)·dt − delay) / stretch.
-        let (x0, dx) = self.profiles[e.unit as usize]
-            .position(((from as f64 - e.offset as f64) * ms - view.delay_ms) / view.stretch, ms / view.stretch);
-        Some(ChannelSpike { amp: (unit.amplitude_uv * e.scale as f64 * view.gain) as f32, from, to, x0, dx })
-    }
-
-    /// Adds spike `e` to the rows of `channels` (a slice of the block starting at `channels.start`).
-    fn add_spike(&self, e: &SpikeEvent, start: i64, len: usize, channels: Range<usize>, rows: &mut [f32]) {
-        let candidates = &self.candidates[e.unit as usize];
-        let first = candidates.partition_point(|&c| c < channels.start);
-        let last = candidates.partition_point(|&c| c < channels.end);
-        if first == last {
-            return;
-        }
-        let y = self.unit_depth(e);
-        let profile = &self.profiles[e.unit as usize];
-        for &c in &candidates[first..last] {
-            let Some(w) = self.spike_on_channel(e, c, y) else { continue };
-            let row = &mut rows[(c - channels.start) * len..(c - channels.start + 1) * len];
-            let (first, last) = (w.from.max(start - e.sample), w.to.min(start + len as i64 - 1 - e.sample));
-            if first <= last {
-                let out = &mut row[(e.sample + first - start) as usize..=(e.sample + last - start) as usize];
-                profile.accumulate(out, w.amp, w.x0 + (first - w.from) as f64 * w.dx, w.dx);
-            }
-        }
-    }
-
-    /// Adds the clean waveform of `e` on its unit's best channel to the unit's template sum.
-    fn track_template(&mut self, e: &SpikeEvent) {
-        let unit = &self.units[e.unit as usize];
-        let Some(w) = self.spike_on_channel(e, unit.best_channel, self.unit_depth(e)) else { return };
-        let profile = &self.profiles[e.unit as usize];
-        let half = TEMPLATE_HALF_WIDTH as i64;
-        let sum = &mut self.template_sum[e.unit as usize];
-        for k in w.from.max(-half)..=w.to.min(half) {
-            sum[(k + half) as usize] += (w.amp * profile.at_index(w.x0 + (k - w.from) as f64 * w.dx)) as f64;
-        }
-        self.template_count[e.unit as usize] += 1;
+        std::mem::swap(&mut self.sources, &mut self.next_sources);
+        self.next_start = start + len as i64;
     }
 
     /// Measured noise SD per channel, µV.
@@ -222,32 +365,36 @@ impl<'a> Renderer<'a> {
     }
 }
 
-kilosort::avx2_dispatch! {
-    /// Writes one channel's noise: common mode + weighted neighbour sources, returns the sum of
-    /// squares (before the DC offset, which is then added).
-    fn mix_channel<'r>(
-        out: &mut [f32],
-        common: &[f32],
-        common_uv: f32,
-        sources: impl Iterator<Item = (&'r [f32], f32)>,
-        offset: f32,
-    ) -> f64 => mix_channel_portable
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-#[inline(always)]
-fn mix_channel_portable<'r>(
-    out: &mut [f32],
-    common: &[f32],
-    common_uv: f32,
-    sources: impl Iterator<Item = (&'r [f32], f32)>,
-    offset: f32,
-) -> f64 {
-    out.iter_mut().zip(common).for_each(|(o, &m)| *o = common_uv * m);
-    for (raw, weight) in sources {
-        out.iter_mut().zip(raw).for_each(|(o, &r)| *o += weight * r);
+    #[test]
+    fn transposed_add_matches_the_plain_loop_and_clears() {
+        let (n, steps) = (45, 101);
+        let value = |c: usize, t: usize| (c * 1000 + t) as f32;
+        let mut spikes = vec![0.0; n * STEPS_PER_TASK];
+        for c in 3..42 {
+            for t in 0..steps {
+                spikes[c * STEPS_PER_TASK + t] = value(c, t);
+            }
+        }
+        let mut traces = vec![0.5; n * steps];
+        add_transposed(&mut spikes, 3..42, &mut traces, n);
+        for t in 0..steps {
+            for c in 0..n {
+                let expected = 0.5 + if (3..42).contains(&c) { value(c, t) } else { 0.0 };
+                assert_eq!(traces[t * n + c], expected, "channel {c}, step {t}");
+            }
+        }
+        assert!(spikes.iter().all(|&s| s == 0.0));
     }
-    // Partial sums in f32 over short chunks vectorise; the total is kept in f64.
-    let sum_sq = out.chunks(256).map(|chunk| chunk.iter().map(|&v| v * v).sum::<f32>() as f64).sum();
-    out.iter_mut().for_each(|o| *o += offset);
-    sum_sq
+
+    #[test]
+    fn int16_conversion_rounds_and_saturates() {
+        let mut out = [0u8; 12];
+        to_int16(&[1.2, -1.2, 2.6, -2.6, 1e9, -1e9], 2.0, &mut out);
+        let values: Vec<i16> = out.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
+        assert_eq!(values, [2, -2, 5, -5, i16::MAX, i16::MIN]);
+    }
 }

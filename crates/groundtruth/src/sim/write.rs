@@ -1,17 +1,15 @@
 //! Writes a simulated recording folder, streaming the data block by block, atomically.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use kilosort::probe::write_kilosort_json;
 use ndarray::{Array1, Array2};
 use ndarray_npy::write_npy;
-use rayon::prelude::*;
 use serde_json::json;
 
 use super::config::SimulationConfig;
 use super::drift::{DRIFT_FS, DriftField};
+use super::output::{AlignedBytes, BlockFile, DIRECT_ALIGN};
 use super::random::{Stream, stream, uniform};
 use super::render::{Renderer, TEMPLATE_HALF_WIDTH};
 use super::trains::draw_spikes;
@@ -30,8 +28,13 @@ pub struct SimulationSummary {
     pub n_all_spikes: usize,
 }
 
-/// Samples rendered and written at a time (1 s at 30 kHz): bounds memory to one block.
-const BLOCK_SAMPLES: usize = 30_000;
+/// Samples rendered and written at a time: memory is a few blocks whatever the duration (a
+/// block's noise sources are 3 MB at 384 channels). A multiple of 2048, so that a block of int16
+/// rows is a whole number of 4 kB pages for any channel count (see [`DIRECT_ALIGN`]).
+const BLOCK_SAMPLES: usize = 2048;
+const _: () = assert!((2 * BLOCK_SAMPLES).is_multiple_of(DIRECT_ALIGN));
+/// Rendered blocks waiting for the writer thread.
+const BLOCKS_IN_FLIGHT: usize = 2;
 
 /// Simulates `config` into the folder `out` (created; an existing folder is replaced only when
 /// `overwrite`). `progress` receives the fraction done.
@@ -63,25 +66,17 @@ pub fn simulate(
     let events = draw_spikes(config, &units);
     let y_range = probe.y.iter().fold((f64::MAX, f64::MIN), |(lo, hi), &y| (lo.min(y as f64), hi.max(y as f64)));
     let drift = DriftField::draw(&config.drift, config.seed, config.duration_s, y_range);
-    let mut renderer = Renderer::new(config, &probe, &units, &events, drift.as_ref(), noise_sd, dc);
+    let mut renderer = Renderer::new(config, &probe, &units, &events, drift.as_ref(), &noise_sd, &dc);
 
     let n_samples = (config.duration_s * config.fs) as u64;
     let bin_path = tmp.join("recording.bin");
-    let mut writer =
-        BufWriter::with_capacity(1 << 22, File::create(&bin_path).map_err(io("cannot create", &bin_path))?);
-    let mut block = vec![0.0f32; probe.len() * BLOCK_SAMPLES];
-    let mut bytes = Vec::new();
-    let mut start = 0u64;
-    while start < n_samples {
-        let len = BLOCK_SAMPLES.min((n_samples - start) as usize);
-        let block = &mut block[..probe.len() * len];
-        renderer.render(start as i64, len, block);
-        interleave_int16(block, len, &probe.channel_map, n_chan_bin, config.uv_per_bit, &mut bytes);
-        writer.write_all(&bytes).map_err(io("cannot write", &bin_path))?;
-        start += len as u64;
-        progress(start as f64 / n_samples as f64);
-    }
-    writer.flush().map_err(io("cannot write", &bin_path))?;
+    let file = BlockFile::create(&bin_path).map_err(io("cannot create", &bin_path))?;
+    let row_bytes = 2 * n_chan_bin;
+    let render = |start: u64, len: usize, bytes: &mut [u8]| {
+        let next_len = BLOCK_SAMPLES.min((n_samples - start - len as u64) as usize);
+        renderer.render(start as i64, len, next_len, bytes);
+    };
+    write_blocks(file, n_samples, row_bytes, progress, render).map_err(io("cannot write", &bin_path))?;
 
     write_kilosort_json(&probe, &tmp.join("probe.json"))?;
     let gt: Vec<_> = events.iter().filter(|e| !units[e.unit as usize].is_distractor).collect();
@@ -150,37 +145,61 @@ fn partial_path(out: &Path) -> PathBuf {
     out.with_file_name(format!(".{name}.partial"))
 }
 
-/// Probe-channel × time µV → row-major int16 with `n_chan_bin` columns (others zero), as bytes.
-fn interleave_int16(
-    block: &[f32],
-    len: usize,
-    channel_map: &[u32],
-    n_chan_bin: usize,
-    uv_per_bit: f64,
-    out: &mut Vec<u8>,
-) {
-    const ROWS_PER_TASK: usize = 512;
-    let inv = (1.0 / uv_per_bit) as f32;
-    let mut values = vec![0i16; len * n_chan_bin];
-    values.par_chunks_mut(ROWS_PER_TASK * n_chan_bin).enumerate().for_each(|(task, rows)| {
-        let t0 = task * ROWS_PER_TASK;
-        let n_rows = rows.len() / n_chan_bin;
-        for (c, &column) in channel_map.iter().enumerate() {
-            let src = &block[c * len + t0..c * len + t0 + n_rows];
-            for (dst, &v) in rows[column as usize..].iter_mut().step_by(n_chan_bin).zip(src) {
-                *dst = round_to_i16(v * inv);
+/// Renders the recording block by block with `render(start, len, bytes)` (`len` rows of
+/// `row_bytes`) and appends the bytes to `file`, rendering and writing (kernel time) on
+/// different threads so that they overlap. A few block buffers circulate between the two, which
+/// bounds memory.
+///
+/// Rendering runs on a rayon pool thread: from outside the pool, every parallel loop would be
+/// handed over to the pool's (often sleeping) threads and waited for, which costs more than the
+/// loop itself with short blocks.
+fn write_blocks(
+    mut file: BlockFile,
+    n_samples: u64,
+    row_bytes: usize,
+    progress: &mut dyn FnMut(f64),
+    mut render: impl FnMut(u64, usize, &mut [u8]) + Send,
+) -> std::io::Result<()> {
+    let (to_writer, rendered) = std::sync::mpsc::sync_channel::<(AlignedBytes, u64)>(BLOCKS_IN_FLIGHT);
+    let (recycle, recycled) = std::sync::mpsc::channel::<AlignedBytes>();
+    let render_all = move |report: &mut dyn FnMut(f64)| {
+        let mut start = 0u64;
+        while start < n_samples {
+            let len = BLOCK_SAMPLES.min((n_samples - start) as usize);
+            let mut bytes = recycled.try_recv().unwrap_or_default();
+            bytes.set_len(len * row_bytes);
+            render(start, len, bytes.as_mut_slice());
+            start += len as u64;
+            if to_writer.send((bytes, start)).is_err() {
+                return; // the writer stopped on an error, which it returns
             }
+            report(start as f64 / n_samples as f64);
         }
-    });
-    out.clear();
-    out.reserve(values.len() * 2);
-    out.extend(values.iter().flat_map(|v| v.to_le_bytes()));
-}
-
-/// Rounds half away from zero and saturates (`as` saturates; adding ±0.5 avoids a libm call).
-#[inline]
-fn round_to_i16(x: f32) -> i16 {
-    (x + 0.5f32.copysign(x)) as i16
+        drop(to_writer); // tells the writer that this was the last block
+    };
+    let write_all = move |report: &mut dyn FnMut(f64)| -> std::io::Result<()> {
+        for (bytes, end) in rendered {
+            file.append(bytes.as_slice())?;
+            // The renderer may have finished already; then the buffer is simply dropped.
+            let _ = recycle.send(bytes);
+            report(end as f64 / n_samples as f64);
+        }
+        file.finish()
+    };
+    if rayon::current_thread_index().is_some() {
+        // Already on a pool thread (inside `ThreadPool::install`): render here, write beside.
+        std::thread::scope(|scope| {
+            let writer = scope.spawn(move || write_all(&mut |_| {}));
+            render_all(progress);
+            writer.join().expect("the writer thread does not panic")
+        })
+    } else {
+        // Render on a pool thread; write and report progress here.
+        rayon::in_place_scope(|scope| {
+            scope.spawn(move |_| render_all(&mut |_| {}));
+            write_all(progress)
+        })
+    }
 }
 
 fn io<'a>(action: &'static str, path: &'a Path) -> impl Fn(std::io::Error) -> kilosort::Error + 'a {
