@@ -24,6 +24,7 @@ pub mod drift;
 pub mod error;
 pub mod io;
 pub mod matching;
+mod parallel;
 pub mod phy;
 pub mod pipeline;
 pub mod plan;

@@ -16,7 +16,7 @@ use crate::matching::{
 use crate::plan::Plan;
 use crate::postprocess::{self, SpikeChannels};
 use crate::preprocess::Preprocessor;
-use crate::progress::{self, Progress};
+use crate::progress::Progress;
 use crate::timing::Timings;
 
 /// Kilosort4's final merge considers template pairs at least this similar (§8.6).
@@ -239,7 +239,7 @@ pub fn match_all(
     let (n_near, n_pcs) = (plan.nearest_chans, plan.settings.n_pcs);
     let mut all = MatchedBatch::default();
     let mut features = Vec::new();
-    progress::for_each_batch_in_order(
+    crate::parallel::for_each_batch_in_order(
         n,
         || (),
         |_, b| {

@@ -188,7 +188,7 @@ pub fn detect_spikes(
     let stride = (plan.layout.batch_size * s.batch_downsampling) as i64;
     progress.start("detecting spikes", n_batches as u64);
     let mut b = 0;
-    crate::progress::for_each_batch_in_order(
+    crate::parallel::for_each_batch_in_order(
         n_batches,
         DetectionScratch::default,
         |scratch, b| {
