@@ -100,8 +100,10 @@ mod tests {
         fn next_u64(&mut self) -> u64 {
             self.next_u32() as u64
         }
-        fn fill_bytes(&mut self, _: &mut [u8]) {
-            unimplemented!()
+        fn fill_bytes(&mut self, bytes: &mut [u8]) {
+            for chunk in bytes.chunks_mut(4) {
+                chunk.copy_from_slice(&self.next_u32().to_le_bytes()[..chunk.len()]);
+            }
         }
     }
 
