@@ -6,13 +6,12 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::synthetic::synthetic_recording;
+use common::synthetic::{SyntheticFixture, synthetic_fixture};
 use kilosort::detect::{Features, TemplateGrid, TemporalBasis, UniversalMatcher, detect_spikes, learn_temporal_basis};
-use kilosort::io::{BatchReader, BinaryRecording, Dtype};
+use kilosort::io::BatchReader;
 use kilosort::pipeline::prepared_batch;
 use kilosort::preprocess::Preprocessor;
 use kilosort::progress::NoProgress;
-use kilosort::{Plan, Probe, Settings};
 use ndarray::{Array0, Array1, Array2};
 use ndarray_npy::read_npy;
 
@@ -29,25 +28,11 @@ fn data(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data").join(rel)
 }
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    recording: BinaryRecording,
-    plan: Plan,
+fn fixture() -> SyntheticFixture {
+    synthetic_fixture(&data("preprocess/probe.json"), 60_000)
 }
 
-fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("synthetic.bin");
-    let values = synthetic_recording(32, 120_000, 12345);
-    std::fs::write(&path, values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
-    let recording = BinaryRecording::open(std::slice::from_ref(&path), 32, Dtype::Int16).unwrap();
-    let probe = Probe::load(&data("preprocess/probe.json")).unwrap();
-    let settings = Settings { n_chan_bin: Some(32), batch_size: 60_000, nskip: 1, ..Settings::default() };
-    let plan = Plan::new(&settings, &probe, &recording).unwrap();
-    Fixture { _dir: dir, recording, plan }
-}
-
-fn reader(f: &Fixture) -> BatchReader<'_> {
+fn reader(f: &SyntheticFixture) -> BatchReader<'_> {
     BatchReader::new(&f.recording, f.plan.layout, f.plan.probe.channel_map.clone(), None, None)
 }
 

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::synthetic::synthetic_recording;
+use common::synthetic::{SyntheticFixture, synthetic_fixture, synthetic_recording};
 use kilosort::io::{BatchReader, BinaryRecording, Dtype};
 use kilosort::preprocess::{HighPass, Preprocessor};
 use kilosort::progress::NoProgress;
@@ -25,22 +25,8 @@ fn relative_error(a: ArrayView2<f32>, b: ArrayView2<f32>) -> f64 {
     (diff / norm).sqrt()
 }
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    recording: BinaryRecording,
-    plan: Plan,
-}
-
-fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("synthetic.bin");
-    let values = synthetic_recording(32, 120_000, 12345);
-    std::fs::write(&path, values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
-    let recording = BinaryRecording::open(std::slice::from_ref(&path), 32, Dtype::Int16).unwrap();
-    let probe = Probe::load(&data("probe.json")).unwrap();
-    let settings = Settings { n_chan_bin: Some(32), batch_size: 6000, nskip: 1, ..Settings::default() };
-    let plan = Plan::new(&settings, &probe, &recording).unwrap();
-    Fixture { _dir: dir, recording, plan }
+fn fixture() -> SyntheticFixture {
+    synthetic_fixture(&data("probe.json"), 6000)
 }
 
 #[test]

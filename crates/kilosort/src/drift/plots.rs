@@ -189,13 +189,13 @@ fn grey_levels(amplitude: &[f32]) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use ndarray::Array2;
 
     use super::*;
 
     /// Width and height from a PNG's IHDR chunk.
-    fn png_size(path: &Path) -> (u32, u32) {
+    pub(crate) fn png_size(path: &Path) -> (u32, u32) {
         let bytes = std::fs::read(path).unwrap();
         assert_eq!(&bytes[1..4], b"PNG");
         let word = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());

@@ -207,14 +207,7 @@ mod tests {
     use ndarray::{Array2, Array3};
 
     use super::*;
-
-    /// Width and height from a PNG's IHDR chunk.
-    fn png_size(path: &Path) -> (u32, u32) {
-        let bytes = std::fs::read(path).unwrap();
-        assert_eq!(&bytes[1..4], b"PNG");
-        let word = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
-        (word(16), word(20))
-    }
+    use crate::drift::plots::tests::png_size;
 
     #[test]
     fn spike_positions_figure_is_written() {

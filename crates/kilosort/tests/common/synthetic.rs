@@ -75,3 +75,30 @@ pub fn synthetic_recording(n_chan: usize, n_samples: usize, seed: u64) -> Vec<i1
         })
         .collect()
 }
+
+/// [`synthetic_recording`] (32 channels, 4 s, seed 12345) in a temporary file, opened, with the
+/// plan the Kilosort4 fixture scripts used for it.
+// Not every test crate that includes `common` uses it.
+#[allow(dead_code)]
+pub struct SyntheticFixture {
+    _dir: tempfile::TempDir,
+    pub recording: kilosort::io::BinaryRecording,
+    pub plan: kilosort::Plan,
+}
+
+/// The fixture recording with `probe` (a probe file) and `batch_size`.
+// Not every test crate that includes `common` uses it.
+#[allow(dead_code)]
+pub fn synthetic_fixture(probe: &std::path::Path, batch_size: usize) -> SyntheticFixture {
+    use kilosort::io::{BinaryRecording, Dtype};
+    use kilosort::{Plan, Probe, Settings};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("synthetic.bin");
+    let values = synthetic_recording(32, 120_000, 12345);
+    std::fs::write(&path, values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+    let recording = BinaryRecording::open(std::slice::from_ref(&path), 32, Dtype::Int16).unwrap();
+    let probe = Probe::load(probe).unwrap();
+    let settings = Settings { n_chan_bin: Some(32), batch_size, nskip: 1, ..Settings::default() };
+    let plan = Plan::new(&settings, &probe, &recording).unwrap();
+    SyntheticFixture { _dir: dir, recording, plan }
+}
