@@ -39,9 +39,9 @@ fn print_whitened_noise(reader: &BatchReader, plan: &Plan) {
     let pad = plan.layout.pad;
     let mut per_channel: Vec<Vec<f32>> = vec![Vec::new(); plan.n_channels()];
     let mut out = ndarray::Array2::zeros((plan.n_channels(), plan.layout.padded_len()));
+    let mut scratch = kilosort::preprocess::BatchScratch::default();
     for b in sample_batches(reader.n_batches()) {
-        let mut batch = reader.read(b).data;
-        pre.apply(&mut batch, &mut out);
+        pre.prepare(reader, b, None, &mut scratch, &mut out);
         for (c, row) in out.rows().into_iter().enumerate() {
             per_channel[c].extend(row.iter().skip(pad).take(row.len() - 2 * pad));
         }

@@ -67,7 +67,7 @@ pub fn run(args: &ViewArgs) -> Result<()> {
     let (scale, unit) = if args.preprocessed {
         let pre = Preprocessor::fit(&session.reader(), plan, &NoProgress);
         let mut out = Array2::zeros(data.dim());
-        pre.apply(&mut data, &mut out);
+        pre.apply(data.view(), &mut out);
         data = out;
         (6.0, "whitened SD")
     } else {

@@ -60,7 +60,7 @@ fn run(probe: &Probe, spikes: &synthetic::SyntheticSpikes, threads: usize) {
     let start = Instant::now();
     let rows = corrector.sparse_rows(7);
     let matrix_s = start.elapsed().as_secs_f64();
-    let per_row = rows.iter().map(Vec::len).sum::<usize>() as f64 / rows.len() as f64;
+    let per_row = rows.nnz() as f64 / rows.n_rows() as f64;
     let mut rng = Rng::new(3);
     let input = Array2::from_shape_fn((probe.len(), PADDED_BATCH), |_| rng.normal() as f32);
     let mut out = Array2::zeros(input.dim());

@@ -5,13 +5,14 @@
 //!
 //! The folder must hold `recording.bin` (int16) and `probe.json`; without one, 20 s of
 //! 384-channel noise on the Neuropixels 1.0 layout is generated in a temporary folder.
-//! Prints seconds per batch and the real-time factor, for 1 thread and for all threads.
+//! Prints seconds per batch (each batch on one thread) and the real-time factor, and the fit
+//! time with 1 thread and with all threads.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use kilosort::io::{BatchReader, BinaryRecording, Dtype};
-use kilosort::preprocess::Preprocessor;
+use kilosort::preprocess::{BatchScratch, Preprocessor};
 use kilosort::probe::builtin;
 use kilosort::progress::NoProgress;
 use kilosort::{Plan, Probe, Settings};
@@ -43,51 +44,41 @@ fn run(recording: &BinaryRecording, plan: &Plan, seconds: f64, threads: usize) {
     let start = Instant::now();
     let pre = Preprocessor::fit(&reader, plan, &NoProgress);
     let fit = start.elapsed().as_secs_f64();
-    let n = reader.n_batches().min(5);
-    let mut out = Array2::zeros((plan.n_channels(), plan.layout.padded_len()));
-    let (mut read_s, mut apply_s) = (0.0, 0.0);
-    for b in 0..n {
-        let t0 = Instant::now();
-        let mut batch = reader.read(b).data;
-        let t1 = Instant::now();
-        pre.apply(&mut batch, &mut out);
-        read_s += (t1 - t0).as_secs_f64();
-        apply_s += t1.elapsed().as_secs_f64();
-    }
     let batch_s = plan.layout.batch_size as f64 / plan.settings.fs;
-    let steps = step_times(&reader, &pre);
+    let n = reader.n_batches().min(5);
+    let per_batch = |pre: &Preprocessor| {
+        let mut out = Array2::zeros((plan.n_channels(), plan.layout.padded_len()));
+        let mut scratch = BatchScratch::default();
+        pre.prepare(&reader, 0, None, &mut scratch, &mut out);
+        let start = Instant::now();
+        for b in 0..n {
+            pre.prepare(&reader, b, None, &mut scratch, &mut out);
+        }
+        start.elapsed().as_secs_f64() / n as f64
+    };
+    // Batches run one after another here, so the work of one batch is on one thread.
+    let full = per_batch(&pre);
+    let no_car = per_batch(&Preprocessor { do_car: false, ..pre.clone() });
+    let no_filter = per_batch(&Preprocessor { highpass: None, ..pre.clone() });
+    let mut time_major = Vec::new();
+    let start = Instant::now();
+    for b in 0..n {
+        reader.read_time_major_into(b, &mut time_major);
+    }
+    let read = start.elapsed().as_secs_f64() / n as f64;
     println!(
-        "threads {threads}: fit {fit:.2} s ({:.0}× real time, {} covariance batches); per {batch_s:.0} s batch: read {:.3} s, \
-         filter+whiten {:.3} s ({:.1}× real time)",
+        "threads {threads}: fit {fit:.2} s ({:.0}× real time, {} covariance batches); per {batch_s:.0} s batch on one \
+         thread: read+filter+whiten {full:.3} s ({:.1}× real time)",
         seconds / fit,
         pre.covariance_batches,
-        read_s / n as f64,
-        apply_s / n as f64,
-        batch_s * n as f64 / apply_s
+        batch_s / full,
     );
-    println!("           steps: {steps}");
-}
-
-/// Seconds of each step on batch 0: mean removal, CAR, high-pass, whitening.
-fn step_times(reader: &BatchReader, pre: &Preprocessor) -> String {
-    use kilosort::preprocess::{common_median_reference, remove_channel_means};
-    let mut batch = reader.read(0).data;
-    let mut out = Array2::zeros(batch.dim());
-    let mut lap = Instant::now();
-    let mut next = |name: &str| {
-        let s = format!("{name} {:.3} s", lap.elapsed().as_secs_f64());
-        lap = Instant::now();
-        s
-    };
-    remove_channel_means(batch.view_mut());
-    let means = next("means");
-    common_median_reference(batch.view_mut());
-    let car = next("CAR");
-    pre.highpass.as_ref().expect("default settings filter").apply(batch.view_mut());
-    let filter = next("high-pass");
-    pre.whitening.apply(batch.view(), out.view_mut());
-    let whiten = next("whitening");
-    [means, car, filter, whiten].join(", ")
+    println!(
+        "           of which read {read:.3} s, CAR {:.3} s, high-pass {:.3} s, means+whitening {:.3} s",
+        full - no_car,
+        full - no_filter,
+        no_car + no_filter - full - read
+    );
 }
 
 /// The benchmark recording: `$KS_BENCH_RECORDING`, or generated noise (kept alive by the guard).

@@ -20,3 +20,22 @@ pub(crate) fn for_each_batch_in_order<T: Send, S: Send>(
         results.into_iter().for_each(&mut sink);
     }
 }
+
+/// Reusable buffers shared by the workers of one pass. Each call borrows a free one (or makes
+/// a new one), so there are never more than the workers running at once, unlike rayon's
+/// `map_init`, which may make one per task; all are freed with the pool.
+#[derive(Debug, Default)]
+pub(crate) struct Pool<T> {
+    free: std::sync::Mutex<Vec<T>>,
+}
+
+impl<T: Default> Pool<T> {
+    /// Runs `f` with a borrowed buffer.
+    pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        let taken = self.free.lock().expect("pool lock").pop();
+        let mut item = taken.unwrap_or_default();
+        let result = f(&mut item);
+        self.free.lock().expect("pool lock").push(item);
+        result
+    }
+}

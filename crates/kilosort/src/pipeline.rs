@@ -13,9 +13,10 @@ use crate::io::{BatchReader, BinaryRecording};
 use crate::matching::{
     LabelledSpikes, MatchedBatch, MatchingOptions, MergeOptions, TemplateMatcher, learned_templates, merge_templates,
 };
+use crate::parallel::Pool;
 use crate::plan::Plan;
 use crate::postprocess::{self, SpikeChannels};
-use crate::preprocess::Preprocessor;
+use crate::preprocess::{BatchScratch, Preprocessor};
 use crate::progress::Progress;
 use crate::timing::Timings;
 
@@ -98,14 +99,31 @@ pub fn prepared_batch(
     drift: Option<&DriftCorrector>,
     b: usize,
 ) -> Array2<f32> {
-    let mut raw = reader.read(b).data;
-    let mut out = Array2::zeros(raw.dim());
-    pre.apply(&mut raw, &mut out);
-    if let Some(corrector) = drift {
-        corrector.apply(b, out.view(), raw.view_mut());
-        return raw;
+    PreparedBatches::new(reader, pre, drift).batch(b)
+}
+
+/// The preprocessed batches of one pass over a recording, made on demand from any thread with
+/// buffers reused between batches (and freed with this).
+pub struct PreparedBatches<'a> {
+    reader: &'a BatchReader<'a>,
+    pre: &'a Preprocessor,
+    drift: Option<&'a DriftCorrector>,
+    scratch: Pool<BatchScratch>,
+}
+
+impl<'a> PreparedBatches<'a> {
+    /// Batches of `reader`, preprocessed by `pre` and drift-corrected by `drift` when given.
+    pub fn new(reader: &'a BatchReader<'a>, pre: &'a Preprocessor, drift: Option<&'a DriftCorrector>) -> Self {
+        PreparedBatches { reader, pre, drift, scratch: Pool::default() }
     }
-    out
+
+    /// Whitened (and drift-corrected) padded batch `b`, channels × padded length.
+    pub fn batch(&self, b: usize) -> Array2<f32> {
+        let correction = self.drift.map(|d| d.sparse_rows(b));
+        let mut out = Array2::zeros((self.reader.n_channels(), self.reader.layout().padded_len()));
+        self.scratch.with(|scratch| self.pre.prepare(self.reader, b, correction.as_ref(), scratch, &mut out));
+        out
+    }
 }
 
 /// Sorts `recording` as `plan` says.
@@ -118,7 +136,8 @@ pub fn sort(recording: &BinaryRecording, plan: &Plan, progress: &dyn Progress) -
     let (drift, drift_spikes) =
         timings.stage("drift correction", || estimate_motion(&reader, &pre, &grid, plan, progress))?;
     let corrector = drift.as_ref().map(|m| DriftCorrector::new(m, &plan.probe, s.sig_interp));
-    let source = |b: usize| prepared_batch(&reader, &pre, corrector.as_ref(), b);
+    let batches = PreparedBatches::new(&reader, &pre, corrector.as_ref());
+    let source = |b: usize| batches.batch(b);
     let (basis, universal) =
         timings.stage("spike detection", || detect_all(&source, &grid, plan, Features::Keep, progress))?;
     let first = timings.stage("first clustering", || first_clustering(&universal, &grid, plan, progress))?;
@@ -167,7 +186,8 @@ fn estimate_motion(
     if plan.settings.nblocks == 0 {
         return Ok((None, None));
     }
-    let source = |b: usize| prepared_batch(reader, pre, None, b);
+    let batches = PreparedBatches::new(reader, pre, None);
+    let source = |b: usize| batches.batch(b);
     // Only times, depths and amplitudes are used from here on (and kept for the scatter plot).
     let (_, detected) = detect_all(&source, grid, plan, Features::Skip, progress)?;
     // Spikes without a positive channel have no depth; they carry no position information.

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use common::synthetic::{SyntheticFixture, synthetic_fixture, synthetic_recording};
 use kilosort::io::{BatchReader, BinaryRecording, Dtype};
-use kilosort::preprocess::{HighPass, Preprocessor};
+use kilosort::preprocess::{BatchScratch, HighPass, Preprocessor};
 use kilosort::progress::NoProgress;
 use kilosort::{Plan, Probe, Settings};
 use ndarray::{Array1, Array2, ArrayView2, s};
@@ -58,9 +58,13 @@ fn whitening_matrix_and_batches_equal_kilosort4s() {
     assert!(err < 1e-4, "filtered batch 3 differs by {err:.2e}");
 
     for (b, file) in [(3, "batch3_whitened.npy"), (0, "batch0_whitened.npy"), (19, "batchlast_whitened.npy")] {
-        let mut raw = reader.read(b).data;
+        let raw = reader.read(b).data;
         let mut out = Array2::zeros(raw.dim());
-        pre.apply(&mut raw, &mut out);
+        pre.apply(raw.view(), &mut out);
+        // Reading time-major from the file gives the same bits as transposing a read batch.
+        let mut prepared = Array2::zeros(raw.dim());
+        assert!(pre.prepare(&reader, b, None, &mut BatchScratch::default(), &mut prepared));
+        assert_eq!(prepared, out, "batch {b}: prepare and apply differ");
         let theirs: Array2<f32> = read_npy(data(file)).unwrap();
         let rows = theirs.nrows();
         let err = relative_error(out.slice(s![..rows, ..]), theirs.view());
@@ -84,9 +88,9 @@ fn single_batch_recording_whitens_without_nan() {
     let pre = Preprocessor::fit(&reader, &plan, &NoProgress);
     assert_eq!(pre.covariance_batches, 1);
     assert!(pre.whitening.matrix.iter().all(|v| v.is_finite()));
-    let mut raw = reader.read(0).data;
+    let raw = reader.read(0).data;
     let mut out = Array2::zeros(raw.dim());
-    pre.apply(&mut raw, &mut out);
+    pre.apply(raw.view(), &mut out);
     let variance = out.slice(s![.., 61..5061]).iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / (32.0 * 5000.0);
     assert!((variance - 1.0).abs() < 0.2, "whitened variance {variance}");
 }
@@ -106,9 +110,9 @@ fn preprocessed_copy_holds_each_whitened_batch() {
         i16::from_le_bytes([bytes[at], bytes[at + 1]]) as f32 / kilosort::preprocess::INT16_SCALE
     };
     // Away from batch boundaries the file holds batch 3's whitened samples.
-    let mut raw = reader.read(3).data;
+    let raw = reader.read(3).data;
     let mut out = Array2::zeros(raw.dim());
-    pre.apply(&mut raw, &mut out);
+    pre.apply(raw.view(), &mut out);
     for sample in [3 * 6000 + 100, 3 * 6000 + 3000, 4 * 6000 - 100] {
         for channel in [0, 17, 31] {
             let expected = out[[channel, sample - 3 * 6000 + 61]];

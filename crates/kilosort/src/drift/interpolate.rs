@@ -3,11 +3,10 @@
 
 use faer::Mat;
 use faer::linalg::solvers::DenseSolveCore;
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
-use rayon::prelude::*;
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
 use super::DriftModel;
-use crate::preprocess::weighted_sum;
+use crate::preprocess::SparseRows;
 use crate::probe::Probe;
 
 /// Entries of a row of the correction matrix smaller in magnitude than this fraction of the
@@ -18,8 +17,6 @@ pub const SPARSE_CUT: f64 = 1e-4;
 /// Added to the kernel matrix's diagonal before inverting it, as Kilosort4, for stability
 /// (the Gaussian kernel matrix of a dense contact grid is nearly singular).
 const KRIGING_RIDGE: f64 = 0.01;
-/// Samples per chunk when applying the matrix (all channels' chunks fit in L2 cache).
-const TIME_CHUNK: usize = 1024;
 
 /// Applies a [`DriftModel`] to whitened batches: `out = M_t · input` for batch `t`.
 #[derive(Debug, Clone)]
@@ -67,11 +64,11 @@ impl DriftCorrector {
         &kqp * &self.kernel_inverse
     }
 
-    /// The correction matrix of `batch` as sparse rows `(channel, weight)`, with entries below
-    /// [`SPARSE_CUT`] × the row's largest dropped.
-    pub fn sparse_rows(&self, batch: usize) -> Vec<Vec<(usize, f32)>> {
+    /// The correction matrix of `batch` as sparse rows, with entries below [`SPARSE_CUT`] × the
+    /// row's largest dropped.
+    pub fn sparse_rows(&self, batch: usize) -> SparseRows {
         let m = self.matrix_faer(batch);
-        (0..m.nrows())
+        let rows: Vec<Vec<(usize, f32)>> = (0..m.nrows())
             .map(|i| {
                 let largest = (0..m.ncols()).map(|j| m[(i, j)].abs()).fold(0.0, f64::max);
                 (0..m.ncols())
@@ -79,30 +76,15 @@ impl DriftCorrector {
                     .map(|j| (j, m[(i, j)] as f32))
                     .collect()
             })
-            .collect()
+            .collect();
+        SparseRows::from_rows(&rows)
     }
 
     /// `out = M_batch · input` for a whitened batch (channels × samples, padding included);
     /// `out` must have the same shape.
-    ///
-    /// Works through time in short chunks so one chunk of every input channel stays in cache
-    /// while all output channels are formed from it.
-    pub fn apply(&self, batch_index: usize, input: ArrayView2<f32>, mut out: ArrayViewMut2<f32>) {
-        assert_eq!(input.dim(), out.dim(), "drift correction input and output shapes differ");
+    pub fn apply(&self, batch_index: usize, input: ArrayView2<f32>, out: ArrayViewMut2<f32>) {
         assert_eq!(input.nrows(), self.x.len(), "drift correction: batch has the wrong number of channels");
-        let rows = self.sparse_rows(batch_index);
-        out.axis_chunks_iter_mut(Axis(1), TIME_CHUNK)
-            .into_par_iter()
-            .zip(input.axis_chunks_iter(Axis(1), TIME_CHUNK))
-            .for_each(|(mut out, data)| {
-                let mut inputs: Vec<(f32, &[f32])> = Vec::new();
-                for (mut y, row) in out.rows_mut().into_iter().zip(&rows) {
-                    let y = y.as_slice_mut().expect("rows of a time chunk are contiguous");
-                    inputs.clear();
-                    inputs.extend(row.iter().map(|&(k, w)| (w, data.row(k).to_slice().expect("rows are contiguous"))));
-                    weighted_sum(y, &inputs);
-                }
-            });
+        self.sparse_rows(batch_index).apply(input, out);
     }
 
     /// The model applied.

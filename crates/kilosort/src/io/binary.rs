@@ -79,22 +79,54 @@ impl BinaryRecording {
     /// If the range exceeds the recording or `out` is too small: callers compute both from a
     /// validated [`super::BatchLayout`] and probe.
     pub fn read_channels(&self, start: u64, end: u64, channels: &[u32], out: &mut [f32], stride: usize) {
-        assert!(start <= end && end <= self.total_samples, "read [{start}, {end}) beyond {}", self.total_samples);
+        let size = self.dtype.size();
+        self.for_each_piece(start, end, |bytes, first| {
+            for (i, row) in bytes.chunks_exact(self.n_chan_bin * size).enumerate() {
+                for (k, &c) in channels.iter().enumerate() {
+                    let offset = c as usize * size;
+                    out[k * stride + first + i] = self.dtype.decode(&row[offset..offset + size]);
+                }
+            }
+        });
+    }
+
+    /// Reads samples `[start, end)` (absolute) of the given file rows into `out`, time-major as
+    /// the file is: `out[(s - start) * channels.len() + k]` receives row `channels[k]` at sample
+    /// `s`, converted to f32.
+    ///
+    /// # Panics
+    /// As [`Self::read_channels`].
+    pub fn read_samples(&self, start: u64, end: u64, channels: &[u32], out: &mut [f32]) {
+        let n = channels.len();
+        assert!(out.len() >= (end - start) as usize * n, "output too small for [{start}, {end})");
         let size = self.dtype.size();
         let row_bytes = self.n_chan_bin * size;
+        self.for_each_piece(start, end, |bytes, first| {
+            let out = &mut out[first * n..(first + bytes.len() / row_bytes) * n];
+            // One loop per dtype, so the decoding is not re-dispatched per value.
+            match self.dtype {
+                Dtype::Int16 => {
+                    gather_rows(bytes, row_bytes, size, channels, out, |b| i16::from_le_bytes([b[0], b[1]]) as f32)
+                }
+                dtype => gather_rows(bytes, row_bytes, size, channels, out, |b| dtype.decode(b)),
+            }
+        });
+    }
+
+    /// Calls `read(bytes, first)` on the raw rows of samples `[start, end)`, one piece per file
+    /// crossed (`first`: the piece's first sample relative to `start`), then releases them.
+    fn for_each_piece(&self, start: u64, end: u64, mut read: impl FnMut(&[u8], usize)) {
+        assert!(start <= end && end <= self.total_samples, "read [{start}, {end}) beyond {}", self.total_samples);
+        let row_bytes = self.n_chan_bin * self.dtype.size();
         let mut sample = start;
         while sample < end {
             let segment = self.segment_of(sample);
             let local_end = end.min(segment.first_sample + segment.n_samples);
-            for s in sample..local_end {
-                let row_start = (s - segment.first_sample) as usize * row_bytes;
-                let row = &segment.map[row_start..row_start + row_bytes];
-                let column = (s - start) as usize;
-                for (k, &c) in channels.iter().enumerate() {
-                    let offset = c as usize * size;
-                    out[k * stride + column] = self.dtype.decode(&row[offset..offset + size]);
-                }
-            }
+            let first_byte = (sample - segment.first_sample) as usize * row_bytes;
+            read(
+                &segment.map[first_byte..first_byte + (local_end - sample) as usize * row_bytes],
+                (sample - start) as usize,
+            );
             segment.release(sample, local_end, row_bytes);
             sample = local_end;
         }
@@ -104,6 +136,42 @@ impl BinaryRecording {
         let i = self.segments.partition_point(|s| s.first_sample + s.n_samples <= sample);
         &self.segments[i]
     }
+}
+
+/// Decodes `channels` (values of `size` bytes) of every `row_bytes`-long row of `bytes` into
+/// consecutive rows of `out`. Channels are taken in runs of consecutive file rows (a probe's
+/// map usually is one or two such runs), so each run converts a contiguous slice and vectorises.
+#[inline(always)]
+fn gather_rows(
+    bytes: &[u8],
+    row_bytes: usize,
+    size: usize,
+    channels: &[u32],
+    out: &mut [f32],
+    decode: impl Fn(&[u8]) -> f32,
+) {
+    if channels.is_empty() {
+        return;
+    }
+    let runs = consecutive_runs(channels);
+    for (row, out) in bytes.chunks_exact(row_bytes).zip(out.chunks_exact_mut(channels.len())) {
+        for &(first_out, first_channel, len) in &runs {
+            let values = &row[first_channel * size..(first_channel + len) * size];
+            out[first_out..first_out + len].iter_mut().zip(values.chunks_exact(size)).for_each(|(o, v)| *o = decode(v));
+        }
+    }
+}
+
+/// `channels` as runs `(position in channels, first channel, length)` of consecutive values.
+fn consecutive_runs(channels: &[u32]) -> Vec<(usize, usize, usize)> {
+    let mut runs: Vec<(usize, usize, usize)> = Vec::new();
+    for (k, &c) in channels.iter().enumerate() {
+        match runs.last_mut() {
+            Some((_, first, len)) if *first + *len == c as usize => *len += 1,
+            _ => runs.push((k, c as usize, 1)),
+        }
+    }
+    runs
 }
 
 impl Segment {

@@ -96,6 +96,34 @@ impl<'a> BatchReader<'a> {
         }
     }
 
+    /// Fills `out` with batch `batch` time-major (padded length × channels, `out` resized to
+    /// fit): the file's own order, which the fused preprocessing works in.
+    pub fn read_time_major_into(&self, batch: usize, out: &mut Vec<f32>) {
+        let n = self.channels.len();
+        let width = self.layout.padded_len();
+        out.resize(width * n, 0.0);
+        let span = self.layout.read_span(batch);
+        let (first, last) = (span.first_column, span.first_column + span.len());
+        self.recording.read_samples(
+            self.layout.imin + span.first_sample,
+            self.layout.imin + span.end_sample,
+            &self.channels,
+            &mut out[first * n..last * n],
+        );
+        if self.scale.is_some() || self.shift.is_some() {
+            let (scale, shift) = (self.scale.unwrap_or(1.0), self.shift.unwrap_or(0.0));
+            out[first * n..last * n].iter_mut().for_each(|x| *x = *x * scale + shift);
+        }
+        if n == 0 || first == last {
+            return;
+        }
+        // Columns outside the recording repeat its edge samples.
+        let (head, rest) = out.split_at_mut(first * n);
+        head.chunks_exact_mut(n).for_each(|row| row.copy_from_slice(&rest[..n]));
+        let (body, tail) = out.split_at_mut(last * n);
+        tail.chunks_exact_mut(n).for_each(|row| row.copy_from_slice(&body[body.len() - n..]));
+    }
+
     /// Reads batch `batch` into a new buffer.
     pub fn read(&self, batch: usize) -> PaddedBatch {
         let mut data = Array2::zeros((self.channels.len(), self.layout.padded_len()));

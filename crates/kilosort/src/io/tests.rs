@@ -160,3 +160,24 @@ fn find_binary_picks_the_one_recording() {
     let msg = find_binary(dir.path()).unwrap_err().to_string();
     assert!(msg.contains("several recordings") && msg.contains("other.ap.bin"), "{msg}");
 }
+
+#[test]
+fn time_major_batches_equal_transposed_channel_major_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two files, so batches cross a file boundary; channels in runs and out of order.
+    let paths = [write_ramp(dir.path(), "a.bin", 0..450, 6), write_ramp(dir.path(), "b.bin", 450..1000, 6)];
+    let rec = BinaryRecording::open(&paths, 6, Dtype::Int16).unwrap();
+    let layout = BatchLayout::new(rec.total_samples(), opts(300, 61), &paths[0]).unwrap();
+    for (scale, shift) in [(None, None), (Some(0.5), Some(-3.0))] {
+        let reader = BatchReader::new(&rec, layout, vec![2, 3, 0, 5, 1], scale, shift);
+        let mut time_major = Vec::new();
+        for batch in reader.iter() {
+            reader.read_time_major_into(batch.index, &mut time_major);
+            let (n, len) = batch.data.dim();
+            assert_eq!(time_major.len(), n * len);
+            for ((c, t), &v) in batch.data.indexed_iter() {
+                assert_eq!(time_major[t * n + c], v, "batch {} channel {c} column {t}", batch.index);
+            }
+        }
+    }
+}

@@ -4,20 +4,27 @@
 //! [`Preprocessor::fit`] reads every `nskip`-th batch once to estimate the whitening matrix;
 //! [`Preprocessor::apply`] then turns any raw padded batch into whitened data.
 
+mod batch;
 mod car;
 mod highpass;
+mod median;
 mod save;
 mod whiten;
 
 use ndarray::{Array2, s};
 
+/// Samples per block in which the preprocessing hands data from the time-major filter to the
+/// whitening (a block of all channels stays in L1/L2 cache).
+pub(crate) const BLOCK_ROWS: usize = 64;
+
+pub use batch::BatchScratch;
 pub use car::{common_median_reference, remove_channel_means};
 pub use highpass::{HighPass, KILOSORT4_KERNEL_LEN, WRAP_SAMPLES};
 pub use save::{INT16_SCALE, PreprocessedWriter};
-pub(crate) use whiten::weighted_sum;
-pub use whiten::{CovarianceSum, Whitening, nearest_channels};
+pub use whiten::{CovarianceSum, SparseRows, Whitening, nearest_channels};
 
 use crate::io::BatchReader;
+use crate::parallel::{Pool, for_each_batch_in_order};
 use crate::plan::Plan;
 use crate::progress::Progress;
 
@@ -58,47 +65,34 @@ impl Preprocessor {
         progress.start("computing whitening matrix", used.len() as u64);
         let pad = plan.layout.pad;
         let mut covariance = CovarianceSum::new(plan.n_channels());
-        for &b in &used {
-            let mut batch = reader.read(b).data;
-            if pre.filter(&mut batch) {
-                // Only columns holding real samples: a recording shorter than one batch has
-                // repeated edge values after its end, which would dilute the covariance.
-                let real = plan.layout.batch_size.min((plan.layout.n_samples() - batch_start(plan, b)) as usize);
-                covariance.add(batch.slice(s![.., pad..pad + real]));
-            }
-            progress.advance(1);
-        }
+        // Batches are filtered in parallel and summed in order, so the result does not depend
+        // on the number of threads.
+        let scratch: Pool<BatchScratch> = Pool::default();
+        for_each_batch_in_order(
+            used.len(),
+            || (),
+            |_, i| {
+                let b = used[i];
+                scratch.with(|scratch| {
+                    let filtered = pre.filtered_time_major(reader, b, scratch)?;
+                    // Only rows holding real samples: a recording shorter than one batch has
+                    // repeated edge values after its end, which would dilute the covariance.
+                    let real = plan.layout.batch_size.min((plan.layout.n_samples() - batch_start(plan, b)) as usize);
+                    Some(CovarianceSum::batch_product(filtered.slice(s![pad..pad + real, ..]).t()))
+                })
+            },
+            |product| {
+                if let Some(product) = product {
+                    covariance.add_product(product);
+                }
+                progress.advance(1);
+            },
+        );
         progress.finish();
         let mean = if covariance.batches() > 0 { covariance.mean() } else { Array2::eye(plan.n_channels()) };
         pre.whitening = Whitening::local(&mean, &plan.probe, s.whitening_range);
         pre.covariance_batches = covariance.batches();
         pre
-    }
-
-    /// Sign, mean removal, CAR, high-pass and artifact check, in place. Returns false (and
-    /// leaves zeros) when the batch is an artifact.
-    pub fn filter(&self, batch: &mut Array2<f32>) -> bool {
-        if self.invert_sign {
-            batch.mapv_inplace(|v| -v);
-        }
-        remove_channel_means(batch.view_mut());
-        if self.do_car {
-            common_median_reference(batch.view_mut());
-        }
-        if let Some(hp) = &self.highpass {
-            hp.apply(batch.view_mut());
-        }
-        if self.artifact_threshold.is_finite() && batch.iter().any(|v| v.abs() >= self.artifact_threshold) {
-            batch.fill(0.0);
-            return false;
-        }
-        true
-    }
-
-    /// Filters `batch` in place and writes the whitened result into `out` (same shape).
-    pub fn apply(&self, batch: &mut Array2<f32>, out: &mut Array2<f32>) {
-        self.filter(batch);
-        self.whitening.apply(batch.view(), out.view_mut());
     }
 }
 
@@ -117,9 +111,9 @@ pub fn save_preprocessed_copy(
     let n = reader.n_batches();
     progress.start("saving preprocessed copy", n as u64);
     let mut out = Array2::zeros((plan.n_channels(), plan.layout.padded_len()));
+    let mut scratch = BatchScratch::default();
     for b in 0..n {
-        let mut batch = reader.read(b).data;
-        pre.apply(&mut batch, &mut out);
+        pre.prepare(reader, b, None, &mut scratch, &mut out);
         writer.push(out.view(), b + 1 == n)?;
         progress.advance(1);
     }

@@ -4,18 +4,16 @@
 
 use faer::linalg::solvers::DenseSolveCore;
 use faer::{Mat, Side};
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
+use super::BLOCK_ROWS;
 use crate::probe::Probe;
 
 /// Added to the covariance eigenvalues before inverting their square roots, as Kilosort4.
 const EIGENVALUE_FLOOR: f64 = 1e-6;
 /// Added to the diagonal before inverting the whitening matrix for Phy (`whitening_mat_inv`).
 const INVERSE_RIDGE: f64 = 1e-5;
-
-/// Samples per chunk when applying the whitening (all channels' chunks fit in L2 cache).
-const TIME_CHUNK: usize = 1024;
 
 /// Running sum of `X·Xᵀ / NT` over batches (the channel covariance of filtered data).
 #[derive(Debug, Clone)]
@@ -32,14 +30,21 @@ impl CovarianceSum {
 
     /// Adds one batch (channels × samples, padding already removed).
     pub fn add(&mut self, batch: ArrayView2<f32>) {
-        let n = batch.nrows();
-        let samples = batch.ncols();
+        self.add_product(Self::batch_product(batch));
+    }
+
+    /// `X·Xᵀ / NT` of one batch (channels × samples), to be added with [`Self::add_product`].
+    pub fn batch_product(batch: ArrayView2<f32>) -> Array2<f64> {
+        let (n, samples) = batch.dim();
         let x = Mat::<f32>::from_fn(n, samples, |i, j| batch[[i, j]]);
         let xxt = &x * x.transpose();
         let scale = 1.0 / samples as f64;
-        for ((i, j), s) in self.sum.indexed_iter_mut() {
-            *s += xxt[(i, j)] as f64 * scale;
-        }
+        Array2::from_shape_fn((n, n), |(i, j)| xxt[(i, j)] as f64 * scale)
+    }
+
+    /// Adds one batch's `X·Xᵀ / NT`.
+    pub fn add_product(&mut self, product: Array2<f64>) {
+        self.sum += &product;
         self.batches += 1;
     }
 
@@ -60,8 +65,7 @@ pub struct Whitening {
     /// Dense matrix, channels × channels (row j mixes channel j's neighbourhood).
     #[doc(alias = "Wrot")]
     pub matrix: Array2<f32>,
-    /// Row j's non-zero entries as (channel, weight).
-    rows: Vec<Vec<(usize, f32)>>,
+    sparse: SparseRows,
 }
 
 impl Whitening {
@@ -85,40 +89,27 @@ impl Whitening {
                 matrix[[j, k]] = w;
             }
         }
-        Whitening { matrix, rows }
+        Whitening { matrix, sparse: SparseRows::from_rows(&rows) }
     }
 
     /// Wraps a given matrix (e.g. one read back from `whitening_mat.npy`).
     pub fn from_matrix(matrix: Array2<f32>) -> Self {
-        let rows = matrix
+        let rows: Vec<Vec<(usize, f32)>> = matrix
             .rows()
             .into_iter()
             .map(|r| r.iter().enumerate().filter(|(_, w)| **w != 0.0).map(|(k, &w)| (k, w)).collect())
             .collect();
-        Whitening { matrix, rows }
+        Whitening { matrix, sparse: SparseRows::from_rows(&rows) }
+    }
+
+    /// The non-zero entries, row by row.
+    pub(crate) fn sparse(&self) -> &SparseRows {
+        &self.sparse
     }
 
     /// `out = W · data` (channels × time); `out` must have the same shape as `data`.
-    ///
-    /// Works through time in short chunks so one chunk of every input channel stays in cache
-    /// while all output channels are formed from it.
-    pub fn apply(&self, data: ArrayView2<f32>, mut out: ArrayViewMut2<f32>) {
-        assert_eq!(data.dim(), out.dim(), "whitening input and output shapes differ");
-        out.axis_chunks_iter_mut(Axis(1), TIME_CHUNK)
-            .into_par_iter()
-            .zip(data.axis_chunks_iter(Axis(1), TIME_CHUNK))
-            .for_each(|(mut out, data)| {
-                let mut inputs: Vec<(f32, &[f32])> = Vec::new();
-                for (mut y, row) in out.rows_mut().into_iter().zip(&self.rows) {
-                    let y = y.as_slice_mut().expect("rows of a time chunk are contiguous");
-                    inputs.clear();
-                    inputs.extend(
-                        row.iter()
-                            .map(|&(k, w)| (w, data.row(k).to_slice().expect("rows of a time chunk are contiguous"))),
-                    );
-                    weighted_sum(y, &inputs);
-                }
-            });
+    pub fn apply(&self, data: ArrayView2<f32>, out: ArrayViewMut2<f32>) {
+        self.sparse.apply(data, out);
     }
 
     /// `inverse(W + 1e-5·I)`, what Kilosort4 saves as `whitening_mat_inv.npy` so Phy can
@@ -131,26 +122,98 @@ impl Whitening {
     }
 }
 
-crate::fma_dispatch! {
-    /// `y = Σ wₖ·xₖ` (fused multiply-adds in input order), vectorised where the CPU can.
-    pub(crate) fn weighted_sum(y: &mut [f32], inputs: &[(f32, &[f32])]) => weighted_sum_portable
+/// A sparse square matrix stored row by row (compressed sparse rows), applied to data a block
+/// of [`BLOCK_ROWS`] samples at a time.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SparseRows {
+    starts: Vec<usize>,
+    columns: Vec<u32>,
+    weights: Vec<f32>,
 }
 
-/// Four inputs per pass over `y`, so `y` is loaded and stored a quarter as often.
-#[inline(always)]
-fn weighted_sum_portable(y: &mut [f32], inputs: &[(f32, &[f32])]) {
-    y.fill(0.0);
-    let mut quads = inputs.chunks_exact(4);
-    for q in &mut quads {
-        let [(w0, x0), (w1, x1), (w2, x2), (w3, x3)] = [q[0], q[1], q[2], q[3]];
-        let n = y.len().min(x0.len()).min(x1.len()).min(x2.len()).min(x3.len());
-        for t in 0..n {
-            y[t] = w3.mul_add(x3[t], w2.mul_add(x2[t], w1.mul_add(x1[t], w0.mul_add(x0[t], y[t]))));
+impl SparseRows {
+    /// From each row's `(column, weight)` entries.
+    pub fn from_rows(rows: &[Vec<(usize, f32)>]) -> Self {
+        let mut sparse = SparseRows { starts: vec![0], ..Default::default() };
+        for row in rows {
+            sparse.columns.extend(row.iter().map(|&(k, _)| k as u32));
+            sparse.weights.extend(row.iter().map(|&(_, w)| w));
+            sparse.starts.push(sparse.columns.len());
+        }
+        sparse
+    }
+
+    /// Number of rows.
+    pub fn n_rows(&self) -> usize {
+        self.starts.len() - 1
+    }
+
+    /// Row `i`'s entries as `(column, weight)`.
+    pub fn row(&self, i: usize) -> impl Iterator<Item = (usize, f32)> + '_ {
+        let range = self.starts[i]..self.starts[i + 1];
+        self.columns[range.clone()].iter().zip(&self.weights[range]).map(|(&k, &w)| (k as usize, w))
+    }
+
+    /// Stored entries.
+    pub fn nnz(&self) -> usize {
+        self.columns.len()
+    }
+
+    /// `out = M · data` for channels × time arrays of the same shape.
+    pub fn apply(&self, data: ArrayView2<f32>, mut out: ArrayViewMut2<f32>) {
+        assert_eq!(data.dim(), out.dim(), "sparse product: input and output shapes differ");
+        assert_eq!(data.nrows(), self.n_rows(), "sparse product: data has the wrong number of channels");
+        let (n, len) = data.dim();
+        let mut block = vec![0.0f32; n * BLOCK_ROWS];
+        let mut product = vec![0.0f32; n * BLOCK_ROWS];
+        for first in (0..len).step_by(BLOCK_ROWS) {
+            let width = BLOCK_ROWS.min(len - first);
+            block.fill(0.0);
+            for (c, row) in data.rows().into_iter().enumerate() {
+                block[c * BLOCK_ROWS..][..width].iter_mut().zip(row.iter().skip(first)).for_each(|(b, &v)| *b = v);
+            }
+            self.times_block(&block, &mut product, BLOCK_ROWS, 0, BLOCK_ROWS);
+            for (c, mut row) in out.rows_mut().into_iter().enumerate() {
+                row.iter_mut().skip(first).zip(&product[c * BLOCK_ROWS..][..width]).for_each(|(o, &v)| *o = v);
+            }
         }
     }
-    for &(w, x) in quads.remainder() {
-        y.iter_mut().zip(x).for_each(|(y, &x)| *y = w.mul_add(x, *y));
+
+    /// Multiplies a channel-major block (row `c` at `block[c·BLOCK_ROWS..]`, [`BLOCK_ROWS`]
+    /// samples) and writes the first `width` samples of output row `i` at
+    /// `out[i·stride + offset..]`.
+    pub(crate) fn times_block(&self, block: &[f32], out: &mut [f32], stride: usize, offset: usize, width: usize) {
+        assert_eq!(block.len(), self.n_rows() * BLOCK_ROWS, "block has the wrong size");
+        assert!(width <= BLOCK_ROWS && self.n_rows() <= out.len().div_ceil(stride), "output too small");
+        for i in 0..self.n_rows() {
+            let range = self.starts[i]..self.starts[i + 1];
+            let target = &mut out[i * stride + offset..][..width];
+            let (columns, weights) = (&self.columns[range.clone()], &self.weights[range]);
+            if width == BLOCK_ROWS {
+                sparse_row_times_block(columns, weights, block, target.try_into().expect("a whole block"));
+            } else {
+                let mut values = [0.0f32; BLOCK_ROWS];
+                sparse_row_times_block(columns, weights, block, &mut values);
+                target.copy_from_slice(&values[..width]);
+            }
+        }
     }
+}
+
+crate::fma_dispatch! {
+    /// `out = Σₖ wₖ · block[cₖ]` over one sparse row (fused multiply-adds in entry order).
+    fn sparse_row_times_block(columns: &[u32], weights: &[f32], block: &[f32], out: &mut [f32; BLOCK_ROWS])
+        => sparse_row_times_block_portable
+}
+
+#[inline(always)]
+fn sparse_row_times_block_portable(columns: &[u32], weights: &[f32], block: &[f32], out: &mut [f32; BLOCK_ROWS]) {
+    let mut acc = [0.0f32; BLOCK_ROWS];
+    for (&c, &w) in columns.iter().zip(weights) {
+        let x: &[f32; BLOCK_ROWS] = block[c as usize * BLOCK_ROWS..][..BLOCK_ROWS].try_into().expect("block rows");
+        acc.iter_mut().zip(x).for_each(|(a, &x)| *a = w.mul_add(x, *a));
+    }
+    *out = acc;
 }
 
 /// The first row of `E·diag(1/√(D + ε))·Eᵀ` for the symmetric `c = E·diag(D)·Eᵀ`.
