@@ -45,11 +45,15 @@ pub fn run(args: &SortArgs) -> Result<()> {
     let mut folder = ResultsFolder::create(&target, args.overwrite)?;
     let progress = StderrProgress::new(args.quiet);
     let out = kilosort::pipeline::sort(&session.recording, &session.plan, &progress)?;
-    let results = PhyResults::from_sort(&out, &session.plan, &session.recording, &session.probe_name);
-    folder.write_phy(&results)?;
+    let sorted_at = start.elapsed().as_secs_f64();
+    let mut log = run_log(&out, &session, sorted_at);
     kilosort::phy::write_drift_plots(&out, &session.plan, folder.path())?;
     kilosort::phy::write_diagnostic_plots(&out, &session.plan, folder.path())?;
-    let log = run_log(&out, &session, start.elapsed().as_secs_f64());
+    // The export consumes the sort, so its per-spike tables are not held twice.
+    let results = PhyResults::from_sort(out, &session.plan, &session.recording, &session.probe_name);
+    folder.write_phy(&results)?;
+    drop(results);
+    log_export(&mut log, start.elapsed().as_secs_f64() - sorted_at, start.elapsed().as_secs_f64());
     folder.add_file(LOG_FILE, log.as_bytes())?;
     let written = folder.commit().with_context(|| format!("writing results to {}", target.display()))?;
     if !args.quiet {
@@ -99,6 +103,14 @@ fn run_log(out: &SortOutput, session: &Session, total_s: f64) -> String {
         let rss = s.peak_rss_bytes.map_or("-".to_string(), |b| format!("{:.0}", b as f64 / 1e6));
         let _ = writeln!(log, "{:<20} {:>9.2} {:>14}", s.name, s.seconds, rss);
     }
-    let _ = writeln!(log, "{:<20} {:>9.2}", "total", total_s);
+    let _ = writeln!(log, "{:<20} {:>9.2}", "sorting", total_s);
     log
+}
+
+/// The export's line (plots and Phy files) and the run's total, with the run's peak memory.
+fn log_export(log: &mut String, export_s: f64, total_s: f64) {
+    use std::fmt::Write;
+    let rss = kilosort::timing::peak_rss_bytes().map_or("-".to_string(), |b| format!("{:.0}", b as f64 / 1e6));
+    let _ = writeln!(log, "{:<20} {:>9.2} {:>14}", "export", export_s, rss);
+    let _ = writeln!(log, "{:<20} {:>9.2} {:>14}", "total", total_s, rss);
 }

@@ -144,34 +144,59 @@ fn correlate_tail<const NK: usize>(x: &[f32], w: Group, nt: usize, out: &mut [f3
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn correlate_512<const NK: usize>(x: &[f32], w: Group, nt: usize, out: &mut [f32], layout: FilterLayout) -> usize {
+    // Two registers of outputs per filter: 2·NK accumulators hide the multiply-add latency and
+    // each broadcast tap serves both, so the loop is bound by arithmetic, not loads.
+    let done = correlate_512_vectors::<NK, 2>(x, w, nt, out, layout, 0);
+    correlate_512_vectors::<NK, 1>(x, w, nt, out, layout, done)
+}
+
+/// Blocks of `V` registers (16·V outputs) per filter from column `start`; returns the columns done.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn correlate_512_vectors<const NK: usize, const V: usize>(
+    x: &[f32],
+    w: Group,
+    nt: usize,
+    out: &mut [f32],
+    layout: FilterLayout,
+    start: usize,
+) -> usize {
     use std::arch::x86_64::{
         __m512, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
     };
     const L: usize = 16;
     let width = x.len() + 1 - nt;
     let mut lanes = [0.0f32; L];
-    let mut i = 0;
-    while i + L <= width {
+    let mut i = start;
+    while i + V * L <= width {
         // SAFETY: only called where the CPU runs AVX-512F and FMA (checked by the caller);
-        // each load reads x[i + s..i + s + 16], within x as i + 16 ≤ width and s < nt.
+        // each load reads x[i + v·16 + s..][..16], within x as i + V·16 ≤ width and s < nt.
         unsafe {
-            let mut acc: [__m512; NK] = [_mm512_setzero_ps(); NK];
+            let mut acc: [[__m512; V]; NK] = [[_mm512_setzero_ps(); V]; NK];
             for s in 0..nt {
-                let xs = _mm512_loadu_ps(x.as_ptr().add(i + s));
+                let mut xs = [_mm512_setzero_ps(); V];
+                for (v, xs) in xs.iter_mut().enumerate() {
+                    *xs = _mm512_loadu_ps(x.as_ptr().add(i + v * L + s));
+                }
                 let ws = w.taps::<NK>(s);
                 for (q, acc) in acc.iter_mut().enumerate() {
-                    *acc = _mm512_fmadd_ps(_mm512_set1_ps(ws[q]), xs, *acc);
+                    let wq = _mm512_set1_ps(ws[q]);
+                    for (acc, &xs) in acc.iter_mut().zip(&xs) {
+                        *acc = _mm512_fmadd_ps(wq, xs, *acc);
+                    }
                 }
             }
             for (q, acc) in acc.iter().enumerate() {
-                _mm512_storeu_ps(lanes.as_mut_ptr(), *acc);
-                for part in (0..L).step_by(LANES) {
-                    let at = layout.at(q, i + part);
-                    out[at..at + LANES].copy_from_slice(&lanes[part..part + LANES]);
+                for (v, acc) in acc.iter().enumerate() {
+                    _mm512_storeu_ps(lanes.as_mut_ptr(), *acc);
+                    for part in (0..L).step_by(LANES) {
+                        let at = layout.at(q, i + v * L + part);
+                        out[at..at + LANES].copy_from_slice(&lanes[part..part + LANES]);
+                    }
                 }
             }
         }
-        i += L;
+        i += V * L;
     }
     i
 }

@@ -35,6 +35,7 @@ pub mod progress;
 mod rows;
 pub mod settings;
 pub mod simd;
+mod spill;
 pub mod timing;
 
 pub use error::{Error, Result};

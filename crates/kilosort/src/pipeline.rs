@@ -18,6 +18,7 @@ use crate::plan::Plan;
 use crate::postprocess::{self, SpikeChannels};
 use crate::preprocess::{BatchScratch, Preprocessor};
 use crate::progress::Progress;
+use crate::spill::FeatureSpill;
 use crate::timing::Timings;
 
 /// Kilosort4's final merge considers template pairs at least this similar (§8.6).
@@ -148,7 +149,7 @@ pub fn sort(recording: &BinaryRecording, plan: &Plan, progress: &dyn Progress) -
         learned_templates(first.templates.view(), &cluster_sizes(&first.labels, first.n_clusters()), &basis)
     });
     let matcher = TemplateMatcher::new(learned.view(), &basis, &plan.probe, MatchingOptions::from_plan(plan));
-    let matched = timings.stage("template matching", || match_all(&source, &matcher, plan, progress));
+    let matched = timings.stage("template matching", || match_all(&source, &matcher, plan, progress))?;
     let final_clusters =
         timings.stage("final clustering", || final_clustering(&matched, &matcher, &grid, plan, progress))?;
     let merged = timings.stage("merging", || merge_final(final_clusters, matched, &basis, plan));
@@ -208,7 +209,7 @@ pub fn detect_all(
     progress: &dyn Progress,
 ) -> Result<(TemporalBasis, UniversalSpikes)> {
     let basis = detect::learn_temporal_basis(source, plan, progress)?;
-    let spikes = detect::detect_spikes(source, &basis, grid, plan, features, progress);
+    let spikes = detect::detect_spikes(source, &basis, grid, plan, features, progress)?;
     if spikes.is_empty() {
         return Err(Error::NoSpikes {
             stage: "spike detection",
@@ -248,22 +249,26 @@ fn cluster_sizes(labels: &[u32], n: usize) -> Vec<usize> {
 }
 
 /// Matching pursuit over every batch, batches in parallel, concatenated in time order.
+///
+/// The features wait in a temporary file until the pass ends (see `spill.rs`); the error is
+/// that file's.
 pub fn match_all(
     source: &(dyn Fn(usize) -> Array2<f32> + Sync),
     matcher: &TemplateMatcher,
     plan: &Plan,
     progress: &dyn Progress,
-) -> MatchedBatch {
+) -> Result<MatchedBatch> {
     let n = plan.layout.n_batches;
     progress.start("matching learned templates", n as u64);
     let (n_near, n_pcs) = (plan.nearest_chans, plan.settings.n_pcs);
     let mut all = MatchedBatch::default();
-    let mut features = Vec::new();
+    let mut spill = FeatureSpill::new()?;
+    let mut spilled = Ok(());
     crate::parallel::for_each_batch_in_order(
         n,
         || (),
         |_, b| {
-            let found = matcher.match_batch(source(b).view(), b);
+            let found = matcher.match_owned_batch(source(b), b);
             progress.advance(1);
             found
         },
@@ -272,13 +277,18 @@ pub fn match_all(
             all.template.extend(b.template);
             all.amplitude.extend(b.amplitude);
             all.threshold_amp.extend(b.threshold_amp);
-            features.extend(b.features.iter());
+            if spilled.is_ok() {
+                let features = b.features.as_standard_layout();
+                spilled = spill.extend(features.as_slice().expect("standard layout"));
+            }
         },
     );
     progress.finish();
+    spilled?;
+    let features = spill.finish()?;
     let total = all.len();
     all.features = Array3::from_shape_vec((total, n_near, n_pcs), features).expect("features of every spike");
-    all
+    Ok(all)
 }
 
 /// Graph clustering of the matched spikes, a spike's template being its learned template.

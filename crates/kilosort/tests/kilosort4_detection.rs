@@ -89,7 +89,7 @@ fn learned_basis_and_spike_count_match_kilosort4() {
     }
 
     let grid = TemplateGrid::new(&f.plan.probe, &f.plan.settings);
-    let spikes = detect_spikes(&batch, &basis, &grid, &f.plan, Features::Keep, &NoProgress);
+    let spikes = detect_spikes(&batch, &basis, &grid, &f.plan, Features::Keep, &NoProgress).unwrap();
     let n_theirs: Array0<i64> = read_npy(data("detect/n_spikes.npy")).unwrap();
     let n_theirs = n_theirs.into_scalar() as usize;
     let times: Array1<f64> = read_npy(data("detect/st_time.npy")).unwrap();

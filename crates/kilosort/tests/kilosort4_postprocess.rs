@@ -162,7 +162,7 @@ fn check_pc_features(case: &str) {
     let expected_features: Array3<f32> = load(&format!("pcf_features_{case}.npy"));
     let expected_ind: Array2<u32> = load(&format!("pcf_ind_{case}.npy"));
     let labels: Vec<u32> = clusters.iter().map(|&c| c as u32).collect();
-    let out = pc_features(g.features.view(), &labels, &g.channels(), expected_ind.nrows());
+    let out = pc_features(g.features.clone(), &labels, &g.channels(), expected_ind.nrows());
     assert_eq!(out.channel_index, expected_ind, "case {case}");
     assert_eq!(out.features.dim(), expected_features.dim());
     for (i, (ours, theirs)) in out.features.axis_iter(Axis(0)).zip(expected_features.axis_iter(Axis(0))).enumerate() {

@@ -102,7 +102,7 @@ fn synthetic_results(dat_path: PathBuf) -> PhyResults {
     let similar = cosine_similarity(&wall);
     let times_s: Vec<f64> = times.iter().map(|&t| t as f64 / FS).collect();
     let refract = refractoriness(&labels, &times_s, 0.2, 0.25);
-    let pcs = pc_features(features.view(), &labels, &channels, 3);
+    let pcs = pc_features(features.clone(), &labels, &channels, 3);
     let tf =
         template_features(features.view(), &labels, &channels, wall.view(), similar.view(), TEMPLATE_FEATURE_COUNT);
     PhyResults {

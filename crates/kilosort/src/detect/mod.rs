@@ -23,6 +23,7 @@ pub use universal::{BatchDetections, DetectionScratch, UniversalMatcher};
 use crate::error::{Error, Result};
 use crate::plan::Plan;
 use crate::progress::Progress;
+use crate::spill::FeatureSpill;
 
 /// The temporal basis: learned from isolated peaks of every 25th batch (spec §6.1), or the
 /// built-in universal set ([`TemporalBasis::builtin`]) when `templates_from_data` is false.
@@ -162,6 +163,9 @@ pub enum Features {
 }
 
 /// Runs universal-template detection over every batch (spec §6.4–6.6), batches in parallel.
+///
+/// Kept features wait in a temporary file until the pass ends (see `spill.rs`); the error is
+/// that file's.
 pub fn detect_spikes(
     batch: &(dyn Fn(usize) -> Array2<f32> + Sync),
     basis: &TemporalBasis,
@@ -169,7 +173,7 @@ pub fn detect_spikes(
     plan: &Plan,
     features: Features,
     progress: &dyn Progress,
-) -> UniversalSpikes {
+) -> crate::Result<UniversalSpikes> {
     let s = &plan.settings;
     let matcher = UniversalMatcher::new(basis, grid, &plan.probe.y, plan.trough_index, s.th_universal)
         .with_features(features == Features::Keep);
@@ -184,7 +188,8 @@ pub fn detect_spikes(
         depth: Vec::new(),
         features: Array3::zeros((0, n_chan, n_pcs)),
     };
-    let mut all_features = Vec::new();
+    let mut spill = if features == Features::Keep { Some(FeatureSpill::new()?) } else { None };
+    let mut spill_result = Ok(());
     let stride = (plan.layout.batch_size * s.batch_downsampling) as i64;
     progress.start("detecting spikes", n_batches as u64);
     let mut b = 0;
@@ -204,15 +209,19 @@ pub fn detect_spikes(
             out.kind.extend(d.kind);
             out.amplitude.extend(d.amplitude);
             out.depth.extend(d.depth);
-            all_features.extend(d.features);
+            if let (Some(spill), true) = (&mut spill, spill_result.is_ok()) {
+                spill_result = spill.extend(&d.features);
+            }
             b += 1;
         },
     );
     progress.finish();
+    spill_result?;
+    let all_features = spill.map_or(Ok(Vec::new()), FeatureSpill::finish)?;
     let n_with_features = if features == Features::Keep { out.len() } else { 0 };
     out.features =
         Array3::from_shape_vec((n_with_features, n_chan, n_pcs), all_features).expect("features of every spike");
-    out
+    Ok(out)
 }
 
 #[cfg(test)]

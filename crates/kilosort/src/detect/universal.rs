@@ -353,49 +353,113 @@ fn block_projection_portable(
     amp: &mut [f32; LANES],
     kind: &mut [i16; LANES],
 ) {
+    let n_chan = block.channels.len();
+    let live = match block.nk {
+        1 => live_templates::<1>(block, limit),
+        2 => live_templates::<2>(block, limit),
+        3 => live_templates::<3>(block, limit),
+        4 => live_templates::<4>(block, limit),
+        5 => live_templates::<5>(block, limit),
+        6 => live_templates::<6>(block, limit),
+        7 => live_templates::<7>(block, limit),
+        _ => live_templates::<MAX_TEMPORAL>(block, limit),
+    };
+    let mut best = [0.0f32; LANES];
+    // 32-bit codes, as wide as the amplitudes, so the selects stay vector operations.
+    let mut code = [0i32; LANES];
+    let mut first_size = 0;
+    for chunk in envelopes.chunks(SIZES_TOGETHER * n_chan) {
+        let sizes = Sizes { envelopes: chunk, first: first_size, live: &live };
+        match chunk.len() / n_chan {
+            1 => project_sizes::<1>(block, sizes, &mut best, &mut code),
+            2 => project_sizes::<2>(block, sizes, &mut best, &mut code),
+            3 => project_sizes::<3>(block, sizes, &mut best, &mut code),
+            4 => project_sizes::<4>(block, sizes, &mut best, &mut code),
+            5 => project_sizes::<5>(block, sizes, &mut best, &mut code),
+            6 => project_sizes::<6>(block, sizes, &mut best, &mut code),
+            7 => project_sizes::<7>(block, sizes, &mut best, &mut code),
+            _ => project_sizes::<8>(block, sizes, &mut best, &mut code),
+        }
+        first_size += chunk.len() / n_chan;
+    }
+    *amp = best;
+    for (kind, &code) in kind.iter_mut().zip(&code) {
+        *kind = code as i16;
+    }
+}
+
+/// Which of the block's `NK` temporal templates have a squared norm over the channels above
+/// `limit` in some column. The templates' sums advance together, channel by channel (each
+/// channel's `NK` rows are contiguous), so their multiply-add chains overlap.
+#[inline(always)]
+fn live_templates<const NK: usize>(block: &Block, limit: f32) -> [bool; MAX_TEMPORAL] {
+    let mut norms = [[0.0f32; LANES]; NK];
+    for &c in block.channels {
+        let rows = &block.corr[c * NK * LANES..(c + 1) * NK * LANES];
+        for (norm, x) in norms.iter_mut().zip(rows.chunks_exact(LANES)) {
+            for l in 0..LANES {
+                norm[l] = x[l].mul_add(x[l], norm[l]);
+            }
+        }
+    }
+    let mut live = [false; MAX_TEMPORAL];
+    for (live, norm) in live.iter_mut().zip(&norms) {
+        *live = norm.iter().fold(false, |any, &n| any | (n > limit));
+    }
+    live
+}
+
+/// Envelope sizes projected together: one accumulator each, so their multiply-add chains run
+/// side by side instead of waiting on each other.
+const SIZES_TOGETHER: usize = 8;
+
+/// Consecutive envelopes (`(size, channel)`, starting at size `first`) and the temporal
+/// templates worth projecting.
+#[derive(Clone, Copy)]
+struct Sizes<'a> {
+    envelopes: &'a [f32],
+    first: usize,
+    live: &'a [bool; MAX_TEMPORAL],
+}
+
+/// Projects `M` sizes for every live template, then keeps the largest magnitude per lane, in
+/// the order (size, template) so ties resolve as one size at a time would.
+#[inline(always)]
+fn project_sizes<const M: usize>(block: &Block, sizes: Sizes, best: &mut [f32; LANES], code: &mut [i32; LANES]) {
     let (n_chan, nk) = (block.channels.len(), block.nk);
     let row = |j: usize, q: usize| -> &[f32; LANES] {
         let at = (block.channels[j] * nk + q) * LANES;
         block.corr[at..at + LANES].try_into().expect("a block")
     };
-    let mut live = [false; MAX_TEMPORAL];
-    for (q, live) in live.iter_mut().enumerate().take(nk) {
-        let mut norm = [0.0f32; LANES];
+    let mut values = [[[0.0f32; LANES]; MAX_TEMPORAL]; M];
+    for q in (0..nk).filter(|&q| sizes.live[q]) {
+        let mut acc = [[0.0f32; LANES]; M];
         for j in 0..n_chan {
             let x = row(j, q);
-            for l in 0..LANES {
-                norm[l] = x[l].mul_add(x[l], norm[l]);
-            }
-        }
-        *live = norm.iter().fold(false, |any, &n| any | (n > limit));
-    }
-    let mut best = [0.0f32; LANES];
-    // 32-bit codes, as wide as the amplitudes, so the selects stay vector operations.
-    let mut code = [0i32; LANES];
-    for m in 0..envelopes.len() / n_chan {
-        let env = &envelopes[m * n_chan..(m + 1) * n_chan];
-        for q in (0..nk).filter(|&q| live[q]) {
-            let mut acc = [0.0f32; LANES];
-            for (j, &w) in env.iter().enumerate() {
-                let x = row(j, q);
+            for (m, acc) in acc.iter_mut().enumerate() {
+                let w = sizes.envelopes[m * n_chan + j];
                 for l in 0..LANES {
                     acc[l] = w.mul_add(x[l], acc[l]);
                 }
             }
-            let r = (m * nk + q) as i32 + 1;
+        }
+        for (values, acc) in values.iter_mut().zip(acc) {
+            values[q] = acc;
+        }
+    }
+    for (m, values) in values.iter().enumerate() {
+        for q in (0..nk).filter(|&q| sizes.live[q]) {
+            let r = ((sizes.first + m) * nk + q) as i32 + 1;
             // Branch-free (mask arithmetic), so the lanes stay one vector.
             for l in 0..LANES {
-                let a = acc[l].abs();
+                let v = values[q][l];
+                let a = v.abs();
                 let better = (a > best[l]) as i32;
-                let signed = r - 2 * r * (acc[l] < 0.0) as i32;
+                let signed = r - 2 * r * (v < 0.0) as i32;
                 best[l] = if a > best[l] { a } else { best[l] };
                 code[l] += better * (signed - code[l]);
             }
         }
-    }
-    *amp = best;
-    for (kind, &code) in kind.iter_mut().zip(&code) {
-        *kind = code as i16;
     }
 }
 

@@ -186,6 +186,27 @@ impl TemplateMatcher {
     /// Finds the spikes of one whitened, padded batch (`n_channels × (NT + 2nt)`, column p is
     /// sample `batch_index·batch_downsampling·NT + p − nt`).
     pub fn match_batch(&self, data: ArrayView2<f32>, batch_index: usize) -> MatchedBatch {
+        let (mut scratch, table) = self.filled_table(data);
+        let residual = match scratch.residual.take() {
+            Some(mut r) if r.dim() == data.dim() => {
+                r.assign(&data);
+                r
+            }
+            _ => data.as_standard_layout().into_owned(),
+        };
+        self.peel_and_extract(scratch, table, residual, batch_index, true)
+    }
+
+    /// [`Self::match_batch`] on a batch the caller no longer needs: it becomes the residual
+    /// itself, so no copy of the batch is made or kept.
+    pub fn match_owned_batch(&self, data: Array2<f32>, batch_index: usize) -> MatchedBatch {
+        let (scratch, table) = self.filled_table(data.view());
+        let residual = if data.is_standard_layout() { data } else { data.as_standard_layout().into_owned() };
+        self.peel_and_extract(scratch, table, residual, batch_index, false)
+    }
+
+    /// The scratch memory left by the previous batch and the score table of `data`.
+    fn filled_table(&self, data: ArrayView2<f32>) -> (Scratch, ScoreTable) {
         let nt = self.pcs.ncols();
         assert_eq!(data.nrows(), self.templates.len_of(Axis(1)), "one data row per channel");
         assert!(data.ncols() > 2 * nt, "a padded batch is longer than twice the padding");
@@ -198,17 +219,25 @@ impl TemplateMatcher {
             _ => ScoreTable::new(n_rows, &self.norms),
         };
         self.kernel.fill(data, &mut table);
-        let mut residual = match scratch.residual.take() {
-            Some(mut r) if r.dim() == data.dim() => {
-                r.assign(&data);
-                r
-            }
-            _ => data.as_standard_layout().into_owned(),
-        };
+        (scratch, table)
+    }
+
+    /// Peels spikes off `residual` and `table`, extracts them, and keeps the memory for the
+    /// next batch (the residual only when `keep_residual`).
+    fn peel_and_extract(
+        &self,
+        mut scratch: Scratch,
+        mut table: ScoreTable,
+        mut residual: Array2<f32>,
+        batch_index: usize,
+        keep_residual: bool,
+    ) -> MatchedBatch {
         let peaks = self.peel(&mut table, &mut residual);
         let found = self.extract(&peaks, residual.view(), batch_index);
+        scratch.table = Some(table);
+        scratch.residual = keep_residual.then_some(residual);
         if let Ok(mut s) = self.scratch.lock() {
-            *s = Some(Scratch { table: Some(table), residual: Some(residual) });
+            *s = Some(scratch);
         }
         found
     }

@@ -10,27 +10,33 @@ use crate::postprocess::{self, TEMPLATE_FEATURE_COUNT};
 
 impl PhyResults {
     /// The Phy arrays of `sort`, a run of `plan` on `recording` with the probe called `probe_name`.
-    pub fn from_sort(sort: &SortOutput, plan: &Plan, recording: &BinaryRecording, probe_name: &str) -> Self {
+    ///
+    /// Takes the sort so the PC features can be made in the memory of the matching features:
+    /// the export then holds one table of features per spike, not two.
+    pub fn from_sort(mut sort: SortOutput, plan: &Plan, recording: &BinaryRecording, probe_name: &str) -> Self {
+        let features = std::mem::take(&mut sort.spikes.features);
         let spikes = &sort.spikes;
         let channels = sort.spike_channels();
         let probe = &plan.probe;
         let k = sort.cluster_templates.dim().0;
-        let pcs = postprocess::pc_features(spikes.features.view(), &spikes.cluster, &channels, k);
         let template_features = postprocess::template_features(
-            spikes.features.view(),
+            features.view(),
             &spikes.cluster,
             &channels,
             sort.cluster_templates.view(),
             sort.similar_templates.view(),
             TEMPLATE_FEATURE_COUNT,
         );
+        let amplitudes = postprocess::spike_amplitudes(features.view());
+        let spike_positions = postprocess::spike_positions(features.view(), &channels, &probe.x, &probe.y);
+        let pcs = postprocess::pc_features(features, &spikes.cluster, &channels, k);
         let imin = plan.layout.imin as i64;
         PhyResults {
             spike_times: spikes.sample.iter().map(|&t| t + imin).collect(),
             spike_clusters: spikes.cluster.iter().map(|&c| c as i32).collect(),
             spike_detection_templates: spikes.detection_template.iter().map(|&c| c as i32).collect(),
-            amplitudes: postprocess::spike_amplitudes(spikes.features.view()),
-            spike_positions: postprocess::spike_positions(spikes.features.view(), &channels, &probe.x, &probe.y),
+            amplitudes,
+            spike_positions,
             kept_spikes: spikes.kept.clone(),
             pc_features: pcs.features,
             pc_feature_ind: pcs.channel_index,

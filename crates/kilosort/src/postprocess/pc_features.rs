@@ -8,7 +8,7 @@
 //! `pc_feature_ind` names their own. Here every spike is written once, on its own cluster's
 //! channels, and a cluster's channels are chosen from its own spikes only (docs/differences.md).
 
-use ndarray::{Array2, Array3, ArrayView3, Axis};
+use ndarray::{Array2, Array3, ArrayView3};
 use rayon::prelude::*;
 
 use super::group_by_label;
@@ -26,7 +26,8 @@ pub struct PcFeatures {
     pub channel_index: Array2<u32>,
 }
 
-/// PC features of every spike on its cluster's channels.
+/// PC features of every spike on its cluster's channels, made in the features' own memory (the
+/// two tables have the same size, and at export this is the largest per-spike table).
 ///
 /// `features` `(n_spikes, nC, nPC)` are the matching-stage features of the kept spikes, on the
 /// channels given by `channels`; `labels` the final cluster of each spike, `< n_clusters`.
@@ -34,35 +35,41 @@ pub struct PcFeatures {
 /// spikes' mean feature there (ties: lower channel first), of which the first nC are kept. A
 /// cluster without spikes gets channels `0..nC` (never read).
 #[doc(alias = "make_pc_features")]
-pub fn pc_features(
-    features: ArrayView3<f32>,
-    labels: &[u32],
-    channels: &SpikeChannels,
-    n_clusters: usize,
-) -> PcFeatures {
+pub fn pc_features(features: Array3<f32>, labels: &[u32], channels: &SpikeChannels, n_clusters: usize) -> PcFeatures {
     let (n, n_near, n_pcs) = features.dim();
     assert_eq!(labels.len(), n, "one label per spike");
     let groups = group_by_label(labels, n_clusters);
     let ranked: Vec<Vec<usize>> =
-        groups.par_iter().map(|spikes| cluster_channels(features, spikes, channels)).collect();
+        groups.par_iter().map(|spikes| cluster_channels(features.view(), spikes, channels)).collect();
     let mut channel_index = Array2::<u32>::zeros((n_clusters, n_near));
     for (mut row, chans) in channel_index.outer_iter_mut().zip(&ranked) {
         for (j, slot) in row.iter_mut().enumerate() {
             *slot = chans.get(j).copied().unwrap_or(j) as u32;
         }
     }
-    let mut out = Array3::<f32>::zeros((n, n_pcs, n_near));
-    out.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(i, mut spike_out)| {
-        let own = channels.channels(i);
-        for (j, &target) in ranked[labels[i] as usize].iter().enumerate() {
-            if let Some(c) = own.iter().position(|&ch| ch == target) {
-                for p in 0..n_pcs {
-                    spike_out[[p, j]] = features[[i, c, p]];
+    let mut values = features.as_standard_layout().into_owned().into_raw_vec_and_offset().0;
+    let row_len = n_near * n_pcs;
+    if row_len > 0 {
+        values.par_chunks_mut(row_len).enumerate().for_each_init(
+            || vec![0.0f32; row_len],
+            |own_features, (i, row)| {
+                // Row i goes from (channel, PC) on the spike's channels to (PC, channel) on its
+                // cluster's channels.
+                own_features.copy_from_slice(row);
+                row.fill(0.0);
+                let own = channels.channels(i);
+                for (j, &target) in ranked[labels[i] as usize].iter().enumerate() {
+                    if let Some(c) = own.iter().position(|&ch| ch == target) {
+                        for p in 0..n_pcs {
+                            row[p * n_near + j] = own_features[c * n_pcs + p];
+                        }
+                    }
                 }
-            }
-        }
-    });
-    PcFeatures { features: out, channel_index }
+            },
+        );
+    }
+    let features = Array3::from_shape_vec((n, n_pcs, n_near), values).expect("same size as the input");
+    PcFeatures { features, channel_index }
 }
 
 /// The cluster's nC strongest channels: over the union of its spikes' feature channels, ranked
@@ -94,7 +101,7 @@ fn cluster_channels(features: ArrayView3<f32>, spikes: &[usize], channels: &Spik
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::array;
+    use ndarray::{Axis, array};
 
     #[test]
     fn spikes_are_written_on_their_own_clusters_channels() {
@@ -113,7 +120,7 @@ mod tests {
         // nPC = 1. Spike 0 (template 0): ch1 = 4, ch0 = 1. Spike 1 (template 1): ch2 = 3, ch3 = -1.
         // Spike 2 (template 1, cluster 1): ch2 = 0.5, ch3 = 2.
         let f = array![[[4.0f32], [1.0]], [[3.0], [-1.0]], [[0.5], [2.0]]];
-        let out = pc_features(f.view(), &[0, 0, 1], &channels, 2);
+        let out = pc_features(f, &[0, 0, 1], &channels, 2);
         // Cluster 0: mean-norm ranking ch1 (4) > ch2 (3) > ch0 = ch3 (1): channels 1, 2.
         // Cluster 1: ch3 (2) > ch2 (0.5).
         assert_eq!(out.channel_index, array![[1u32, 2], [3, 2]]);

@@ -67,8 +67,8 @@ impl Preprocessor {
     pub fn filter(&self, batch: &mut Array2<f32>) -> bool {
         let mut scratch = BatchScratch::default();
         transpose_into(batch.view(), &mut scratch.time_major);
-        let kept = self.filter_rows(&mut scratch.time_major, batch.nrows(), &mut scratch.rows, |_, _| {});
         let n = batch.nrows();
+        let kept = filter_only_wide(self, &mut scratch.time_major, n, &mut scratch.rows);
         for (c, mut row) in batch.rows_mut().into_iter().enumerate() {
             row.iter_mut().enumerate().for_each(|(t, v)| *v = scratch.time_major[t * n + c]);
         }
