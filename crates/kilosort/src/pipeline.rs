@@ -100,30 +100,58 @@ pub fn prepared_batch(
     drift: Option<&DriftCorrector>,
     b: usize,
 ) -> Array2<f32> {
-    PreparedBatches::new(reader, pre, drift).batch(b)
+    let mut out = Array2::zeros((reader.n_channels(), reader.layout().padded_len()));
+    PreparedBatches::new(reader, pre, drift).fill(b, &mut out);
+    out
 }
 
-/// The preprocessed batches of one pass over a recording, made on demand from any thread with
-/// buffers reused between batches (and freed with this).
+/// Where a pass gets its whitened batches (channels × padded length).
+pub trait BatchSource: Sync {
+    /// Runs `work` on batch `b`. The batch is the caller's to change (matching peels spikes off
+    /// it); it is not kept.
+    fn with_batch(&self, b: usize, work: &mut dyn FnMut(&mut Array2<f32>));
+}
+
+/// Any function from a batch index to a batch is a source.
+impl<F: Fn(usize) -> Array2<f32> + Sync> BatchSource for F {
+    fn with_batch(&self, b: usize, work: &mut dyn FnMut(&mut Array2<f32>)) {
+        work(&mut self(b));
+    }
+}
+
+/// The preprocessed batches of one pass over a recording, made on demand from any thread.
+/// Their buffers are reused from batch to batch (one set per worker) and freed with this.
 pub struct PreparedBatches<'a> {
     reader: &'a BatchReader<'a>,
     pre: &'a Preprocessor,
     drift: Option<&'a DriftCorrector>,
     scratch: Pool<BatchScratch>,
+    outputs: Pool<Array2<f32>>,
 }
 
 impl<'a> PreparedBatches<'a> {
     /// Batches of `reader`, preprocessed by `pre` and drift-corrected by `drift` when given.
     pub fn new(reader: &'a BatchReader<'a>, pre: &'a Preprocessor, drift: Option<&'a DriftCorrector>) -> Self {
-        PreparedBatches { reader, pre, drift, scratch: Pool::default() }
+        PreparedBatches { reader, pre, drift, scratch: Pool::default(), outputs: Pool::default() }
     }
 
-    /// Whitened (and drift-corrected) padded batch `b`, channels × padded length.
-    pub fn batch(&self, b: usize) -> Array2<f32> {
+    /// Writes whitened (and drift-corrected) padded batch `b` into `out`, resizing it if needed.
+    pub fn fill(&self, b: usize, out: &mut Array2<f32>) {
+        let dim = (self.reader.n_channels(), self.reader.layout().padded_len());
+        if out.dim() != dim {
+            *out = Array2::zeros(dim);
+        }
         let correction = self.drift.map(|d| d.sparse_rows(b));
-        let mut out = Array2::zeros((self.reader.n_channels(), self.reader.layout().padded_len()));
-        self.scratch.with(|scratch| self.pre.prepare(self.reader, b, correction.as_ref(), scratch, &mut out));
-        out
+        self.scratch.with(|scratch| self.pre.prepare(self.reader, b, correction.as_ref(), scratch, out));
+    }
+}
+
+impl BatchSource for PreparedBatches<'_> {
+    fn with_batch(&self, b: usize, work: &mut dyn FnMut(&mut Array2<f32>)) {
+        self.outputs.with(|out| {
+            self.fill(b, out);
+            work(out);
+        });
     }
 }
 
@@ -137,10 +165,12 @@ pub fn sort(recording: &BinaryRecording, plan: &Plan, progress: &dyn Progress) -
     let (drift, drift_spikes) =
         timings.stage("drift correction", || estimate_motion(&reader, &pre, &grid, plan, progress))?;
     let corrector = drift.as_ref().map(|m| DriftCorrector::new(m, &plan.probe, s.sig_interp));
-    let batches = PreparedBatches::new(&reader, &pre, corrector.as_ref());
-    let source = |b: usize| batches.batch(b);
-    let (basis, universal) =
-        timings.stage("spike detection", || detect_all(&source, &grid, plan, Features::Keep, progress))?;
+    // Each pass makes its own batches, so their buffers are freed when the pass ends.
+    let corrected = || PreparedBatches::new(&reader, &pre, corrector.as_ref());
+    let (basis, universal) = timings.stage("spike detection", || {
+        let batches = corrected();
+        detect_all(&batches, &grid, plan, Features::Keep, progress)
+    })?;
     let first = timings.stage("first clustering", || first_clustering(&universal, &grid, plan, progress))?;
     // The universal features (240 bytes a spike) are not needed after the first clustering.
     let n_universal_spikes = universal.len();
@@ -149,7 +179,10 @@ pub fn sort(recording: &BinaryRecording, plan: &Plan, progress: &dyn Progress) -
         learned_templates(first.templates.view(), &cluster_sizes(&first.labels, first.n_clusters()), &basis)
     });
     let matcher = TemplateMatcher::new(learned.view(), &basis, &plan.probe, MatchingOptions::from_plan(plan));
-    let matched = timings.stage("template matching", || match_all(&source, &matcher, plan, progress))?;
+    let matched = timings.stage("template matching", || {
+        let batches = corrected();
+        match_all(&batches, &matcher, plan, progress)
+    })?;
     let final_clusters =
         timings.stage("final clustering", || final_clustering(&matched, &matcher, &grid, plan, progress))?;
     let merged = timings.stage("merging", || merge_final(final_clusters, matched, &basis, plan));
@@ -188,9 +221,8 @@ fn estimate_motion(
         return Ok((None, None));
     }
     let batches = PreparedBatches::new(reader, pre, None);
-    let source = |b: usize| batches.batch(b);
     // Only times, depths and amplitudes are used from here on (and kept for the scatter plot).
-    let (_, detected) = detect_all(&source, grid, plan, Features::Skip, progress)?;
+    let (_, detected) = detect_all(&batches, grid, plan, Features::Skip, progress)?;
     // Spikes without a positive channel have no depth; they carry no position information.
     let located: Vec<usize> = (0..detected.len()).filter(|&i| detected.depth[i].is_finite()).collect();
     let spikes = detected.select(&located);
@@ -202,7 +234,7 @@ fn estimate_motion(
 
 /// Learns the temporal basis and runs universal-template detection on every batch.
 pub fn detect_all(
-    source: &(dyn Fn(usize) -> Array2<f32> + Sync),
+    source: &dyn BatchSource,
     grid: &TemplateGrid,
     plan: &Plan,
     features: Features,
@@ -253,7 +285,7 @@ fn cluster_sizes(labels: &[u32], n: usize) -> Vec<usize> {
 /// The features wait in a temporary file until the pass ends (see `spill.rs`); the error is
 /// that file's.
 pub fn match_all(
-    source: &(dyn Fn(usize) -> Array2<f32> + Sync),
+    source: &dyn BatchSource,
     matcher: &TemplateMatcher,
     plan: &Plan,
     progress: &dyn Progress,
@@ -268,7 +300,8 @@ pub fn match_all(
         n,
         || (),
         |_, b| {
-            let found = matcher.match_owned_batch(source(b), b);
+            let mut found = MatchedBatch::default();
+            source.with_batch(b, &mut |batch| found = matcher.match_in_place(batch, b));
             progress.advance(1);
             found
         },
@@ -284,6 +317,7 @@ pub fn match_all(
         },
     );
     progress.finish();
+    matcher.release_scratch();
     spilled?;
     let features = spill.finish()?;
     let total = all.len();

@@ -18,8 +18,7 @@ const WRITE_BUFFER: usize = 1 << 20;
 const READ_CHUNK: usize = 1 << 16;
 
 /// What the error names when the temporary file cannot be used.
-const SPILL_ACTION: &str =
-    "cannot use a temporary file for spike features (set TMPDIR to a folder with free space) in";
+const SPILL_ACTION: &str = "cannot use a temporary file for spike features (set TMPDIR to a folder with free space) in";
 
 /// `f32` values appended in order, kept in a temporary file until [`FeatureSpill::finish`].
 #[derive(Debug)]

@@ -12,7 +12,7 @@ mod grid;
 mod learn;
 mod universal;
 
-use ndarray::{Array2, Array3};
+use ndarray::Array3;
 use rayon::prelude::*;
 
 pub use basis::{BUILTIN_N_PCS, BUILTIN_N_TEMPLATES, BUILTIN_NT, TemporalBasis};
@@ -37,7 +37,7 @@ use crate::spill::FeatureSpill;
 ///
 /// [`Settings::validate`]: crate::Settings::validate
 pub fn learn_temporal_basis(
-    batch: &(dyn Fn(usize) -> Array2<f32> + Sync),
+    batch: &dyn crate::pipeline::BatchSource,
     plan: &Plan,
     progress: &dyn Progress,
 ) -> Result<TemporalBasis> {
@@ -50,7 +50,10 @@ pub fn learn_temporal_basis(
     let per_batch: Vec<Vec<Vec<f32>>> = used
         .par_iter()
         .map(|&b| {
-            let snippets = isolated_snippets(batch(b).view(), s.nt, plan.trough_index, s.th_single_ch as f32);
+            let mut snippets = Vec::new();
+            batch.with_batch(b, &mut |data| {
+                snippets = isolated_snippets(data.view(), s.nt, plan.trough_index, s.th_single_ch as f32)
+            });
             progress.advance(1);
             snippets
         })
@@ -167,7 +170,7 @@ pub enum Features {
 /// Kept features wait in a temporary file until the pass ends (see `spill.rs`); the error is
 /// that file's.
 pub fn detect_spikes(
-    batch: &(dyn Fn(usize) -> Array2<f32> + Sync),
+    batch: &dyn crate::pipeline::BatchSource,
     basis: &TemporalBasis,
     grid: &TemplateGrid,
     plan: &Plan,
@@ -193,11 +196,13 @@ pub fn detect_spikes(
     let stride = (plan.layout.batch_size * s.batch_downsampling) as i64;
     progress.start("detecting spikes", n_batches as u64);
     let mut b = 0;
+    let scratch: crate::parallel::Pool<DetectionScratch> = Default::default();
     crate::parallel::for_each_batch_in_order(
         n_batches,
-        DetectionScratch::default,
-        |scratch, b| {
-            let d = matcher.detect_with(batch(b).view(), scratch);
+        || (),
+        |_, b| {
+            let mut d = BatchDetections::default();
+            batch.with_batch(b, &mut |data| d = scratch.with(|scratch| matcher.detect_with(data.view(), scratch)));
             progress.advance(1);
             d
         },

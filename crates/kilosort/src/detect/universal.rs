@@ -364,23 +364,34 @@ fn block_projection_portable(
         7 => live_templates::<7>(block, limit),
         _ => live_templates::<MAX_TEMPORAL>(block, limit),
     };
+    let nk = block.nk;
+    let row = |j: usize, q: usize| -> &[f32; LANES] {
+        let at = (block.channels[j] * nk + q) * LANES;
+        block.corr[at..at + LANES].try_into().expect("a block")
+    };
     let mut best = [0.0f32; LANES];
     // 32-bit codes, as wide as the amplitudes, so the selects stay vector operations.
     let mut code = [0i32; LANES];
-    let mut first_size = 0;
-    for chunk in envelopes.chunks(SIZES_TOGETHER * n_chan) {
-        let sizes = Sizes { envelopes: chunk, first: first_size, live: &live };
-        match chunk.len() / n_chan {
-            1 => project_sizes::<1>(block, sizes, &mut best, &mut code),
-            2 => project_sizes::<2>(block, sizes, &mut best, &mut code),
-            3 => project_sizes::<3>(block, sizes, &mut best, &mut code),
-            4 => project_sizes::<4>(block, sizes, &mut best, &mut code),
-            5 => project_sizes::<5>(block, sizes, &mut best, &mut code),
-            6 => project_sizes::<6>(block, sizes, &mut best, &mut code),
-            7 => project_sizes::<7>(block, sizes, &mut best, &mut code),
-            _ => project_sizes::<8>(block, sizes, &mut best, &mut code),
+    for m in 0..envelopes.len() / n_chan {
+        let env = &envelopes[m * n_chan..(m + 1) * n_chan];
+        for q in (0..nk).filter(|&q| live[q]) {
+            let mut acc = [0.0f32; LANES];
+            for (j, &w) in env.iter().enumerate() {
+                let x = row(j, q);
+                for l in 0..LANES {
+                    acc[l] = w.mul_add(x[l], acc[l]);
+                }
+            }
+            let r = (m * nk + q) as i32 + 1;
+            // Branch-free (mask arithmetic), so the lanes stay one vector.
+            for l in 0..LANES {
+                let a = acc[l].abs();
+                let better = (a > best[l]) as i32;
+                let signed = r - 2 * r * (acc[l] < 0.0) as i32;
+                best[l] = if a > best[l] { a } else { best[l] };
+                code[l] += better * (signed - code[l]);
+            }
         }
-        first_size += chunk.len() / n_chan;
     }
     *amp = best;
     for (kind, &code) in kind.iter_mut().zip(&code) {
@@ -407,60 +418,6 @@ fn live_templates<const NK: usize>(block: &Block, limit: f32) -> [bool; MAX_TEMP
         *live = norm.iter().fold(false, |any, &n| any | (n > limit));
     }
     live
-}
-
-/// Envelope sizes projected together: one accumulator each, so their multiply-add chains run
-/// side by side instead of waiting on each other.
-const SIZES_TOGETHER: usize = 8;
-
-/// Consecutive envelopes (`(size, channel)`, starting at size `first`) and the temporal
-/// templates worth projecting.
-#[derive(Clone, Copy)]
-struct Sizes<'a> {
-    envelopes: &'a [f32],
-    first: usize,
-    live: &'a [bool; MAX_TEMPORAL],
-}
-
-/// Projects `M` sizes for every live template, then keeps the largest magnitude per lane, in
-/// the order (size, template) so ties resolve as one size at a time would.
-#[inline(always)]
-fn project_sizes<const M: usize>(block: &Block, sizes: Sizes, best: &mut [f32; LANES], code: &mut [i32; LANES]) {
-    let (n_chan, nk) = (block.channels.len(), block.nk);
-    let row = |j: usize, q: usize| -> &[f32; LANES] {
-        let at = (block.channels[j] * nk + q) * LANES;
-        block.corr[at..at + LANES].try_into().expect("a block")
-    };
-    let mut values = [[[0.0f32; LANES]; MAX_TEMPORAL]; M];
-    for q in (0..nk).filter(|&q| sizes.live[q]) {
-        let mut acc = [[0.0f32; LANES]; M];
-        for j in 0..n_chan {
-            let x = row(j, q);
-            for (m, acc) in acc.iter_mut().enumerate() {
-                let w = sizes.envelopes[m * n_chan + j];
-                for l in 0..LANES {
-                    acc[l] = w.mul_add(x[l], acc[l]);
-                }
-            }
-        }
-        for (values, acc) in values.iter_mut().zip(acc) {
-            values[q] = acc;
-        }
-    }
-    for (m, values) in values.iter().enumerate() {
-        for q in (0..nk).filter(|&q| sizes.live[q]) {
-            let r = ((sizes.first + m) * nk + q) as i32 + 1;
-            // Branch-free (mask arithmetic), so the lanes stay one vector.
-            for l in 0..LANES {
-                let v = values[q][l];
-                let a = v.abs();
-                let better = (a > best[l]) as i32;
-                let signed = r - 2 * r * (v < 0.0) as i32;
-                best[l] = if a > best[l] { a } else { best[l] };
-                code[l] += better * (signed - code[l]);
-            }
-        }
-    }
 }
 
 crate::avx2_dispatch! {

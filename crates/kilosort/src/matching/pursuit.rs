@@ -186,23 +186,28 @@ impl TemplateMatcher {
     /// Finds the spikes of one whitened, padded batch (`n_channels × (NT + 2nt)`, column p is
     /// sample `batch_index·batch_downsampling·NT + p − nt`).
     pub fn match_batch(&self, data: ArrayView2<f32>, batch_index: usize) -> MatchedBatch {
-        let (mut scratch, table) = self.filled_table(data);
-        let residual = match scratch.residual.take() {
+        let (mut scratch, mut table) = self.filled_table(data);
+        let mut residual = match scratch.residual.take() {
             Some(mut r) if r.dim() == data.dim() => {
                 r.assign(&data);
                 r
             }
             _ => data.as_standard_layout().into_owned(),
         };
-        self.peel_and_extract(scratch, table, residual, batch_index, true)
+        let peaks = self.peel(&mut table, &mut residual);
+        let found = self.extract(&peaks, residual.view(), batch_index);
+        self.keep_scratch(scratch, table, Some(residual));
+        found
     }
 
-    /// [`Self::match_batch`] on a batch the caller no longer needs: it becomes the residual
-    /// itself, so no copy of the batch is made or kept.
-    pub fn match_owned_batch(&self, data: Array2<f32>, batch_index: usize) -> MatchedBatch {
-        let (scratch, table) = self.filled_table(data.view());
-        let residual = if data.is_standard_layout() { data } else { data.as_standard_layout().into_owned() };
-        self.peel_and_extract(scratch, table, residual, batch_index, false)
+    /// [`Self::match_batch`] peeling the spikes off `data` itself, which is left as the
+    /// residual: no copy of the batch is made or kept.
+    pub fn match_in_place(&self, data: &mut Array2<f32>, batch_index: usize) -> MatchedBatch {
+        let (scratch, mut table) = self.filled_table(data.view());
+        let peaks = self.peel(&mut table, data);
+        let found = self.extract(&peaks, data.view(), batch_index);
+        self.keep_scratch(scratch, table, None);
+        found
     }
 
     /// The scratch memory left by the previous batch and the score table of `data`.
@@ -222,24 +227,21 @@ impl TemplateMatcher {
         (scratch, table)
     }
 
-    /// Peels spikes off `residual` and `table`, extracts them, and keeps the memory for the
-    /// next batch (the residual only when `keep_residual`).
-    fn peel_and_extract(
-        &self,
-        mut scratch: Scratch,
-        mut table: ScoreTable,
-        mut residual: Array2<f32>,
-        batch_index: usize,
-        keep_residual: bool,
-    ) -> MatchedBatch {
-        let peaks = self.peel(&mut table, &mut residual);
-        let found = self.extract(&peaks, residual.view(), batch_index);
+    /// Keeps the score table (and a residual buffer) for the next batch.
+    fn keep_scratch(&self, mut scratch: Scratch, table: ScoreTable, residual: Option<Array2<f32>>) {
         scratch.table = Some(table);
-        scratch.residual = keep_residual.then_some(residual);
+        scratch.residual = residual;
         if let Ok(mut s) = self.scratch.lock() {
             *s = Some(scratch);
         }
-        found
+    }
+
+    /// Frees the memory kept for the next batch (the score table, tens to hundreds of MB),
+    /// once no batch is left to match.
+    pub fn release_scratch(&self) {
+        if let Ok(mut s) = self.scratch.lock() {
+            *s = None;
+        }
     }
 
     /// Repeatedly takes every sample whose best template explains the most variance within ±nt

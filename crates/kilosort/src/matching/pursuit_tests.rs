@@ -120,8 +120,8 @@ fn planted_spikes_are_recovered_including_an_overlapping_pair() {
     let x = batch(&templates, &basis, &planted, 0.05, 11);
     let matcher = TemplateMatcher::new(templates.view(), &basis, &probe, options());
     let found = matcher.match_batch(x.view(), 0);
-    // A batch handed over (it becomes the residual) gives the same spikes.
-    assert_eq!(matcher.match_owned_batch(x.clone(), 0), found);
+    // Peeling the batch itself (it becomes the residual) gives the same spikes.
+    assert_eq!(matcher.match_in_place(&mut x.clone(), 0), found);
     assert_eq!(found.sample, planted.map(|p| p.0));
     assert_eq!(found.template, planted.map(|p| p.1 as u32));
     for (a, p) in found.amplitude.iter().zip(&planted) {

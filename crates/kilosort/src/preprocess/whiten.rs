@@ -36,8 +36,17 @@ impl CovarianceSum {
     /// `X·Xᵀ / NT` of one batch (channels × samples), to be added with [`Self::add_product`].
     pub fn batch_product(batch: ArrayView2<f32>) -> Array2<f64> {
         let (n, samples) = batch.dim();
-        let x = Mat::<f32>::from_fn(n, samples, |i, j| batch[[i, j]]);
-        let xxt = &x * x.transpose();
+        // Contiguous batches (either order) are multiplied in place, without a copy of the batch.
+        let copy;
+        let x = if let Some(slice) = batch.to_slice() {
+            faer::MatRef::from_row_major_slice(slice, n, samples)
+        } else if let Some(slice) = batch.t().to_slice() {
+            faer::MatRef::from_column_major_slice(slice, n, samples)
+        } else {
+            copy = Mat::<f32>::from_fn(n, samples, |i, j| batch[[i, j]]);
+            copy.as_ref()
+        };
+        let xxt = x * x.transpose();
         let scale = 1.0 / samples as f64;
         Array2::from_shape_fn((n, n), |(i, j)| xxt[(i, j)] as f64 * scale)
     }
