@@ -135,6 +135,16 @@ impl BinaryRecording {
             segment.release(sample, local_end, row_bytes);
             sample = local_end;
         }
+        // The kernel maps a few already-cached pages around each fault ("fault-around"), which
+        // can bring back the end of a piece released just before; one release of the whole
+        // range drops those too (otherwise they accumulate, ~1 MB per batch).
+        let mut sample = start;
+        while sample < end {
+            let segment = self.segment_of(sample);
+            let local_end = end.min(segment.first_sample + segment.n_samples);
+            segment.release(sample, local_end, row_bytes);
+            sample = local_end;
+        }
     }
 
     fn segment_of(&self, sample: u64) -> &Segment {
