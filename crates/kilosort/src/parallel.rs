@@ -38,4 +38,9 @@ impl<T: Default> Pool<T> {
         self.free.lock().expect("pool lock").push(item);
         result
     }
+
+    /// Frees the buffers not in use.
+    pub fn clear(&self) {
+        self.free.lock().expect("pool lock").clear();
+    }
 }

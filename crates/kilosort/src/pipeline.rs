@@ -110,6 +110,9 @@ pub trait BatchSource: Sync {
     /// Runs `work` on batch `b`. The batch is the caller's to change (matching peels spikes off
     /// it); it is not kept.
     fn with_batch(&self, b: usize, work: &mut dyn FnMut(&mut Array2<f32>));
+
+    /// Frees what the source keeps between batches; called when a pass is done with it.
+    fn release(&self) {}
 }
 
 /// Any function from a batch index to a batch is a source.
@@ -152,6 +155,11 @@ impl BatchSource for PreparedBatches<'_> {
             self.fill(b, out);
             work(out);
         });
+    }
+
+    fn release(&self) {
+        self.outputs.clear();
+        self.scratch.clear();
     }
 }
 
@@ -317,7 +325,9 @@ pub fn match_all(
         },
     );
     progress.finish();
+    // The batch buffers go before the spilled features come back.
     matcher.release_scratch();
+    source.release();
     spilled?;
     let features = spill.finish()?;
     let total = all.len();

@@ -221,6 +221,9 @@ pub fn detect_spikes(
         },
     );
     progress.finish();
+    // The batch buffers go before the spilled features come back.
+    drop(scratch);
+    batch.release();
     spill_result?;
     let all_features = spill.map_or(Ok(Vec::new()), FeatureSpill::finish)?;
     let n_with_features = if features == Features::Keep { out.len() } else { 0 };
