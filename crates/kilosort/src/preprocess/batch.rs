@@ -360,13 +360,17 @@ mod tests {
                 assert!((v - (mean - batch[[c, t]])).abs() < 1e-3, "channel {c} sample {t}");
             }
         }
-        // CAR: the median across channels is zero at every sample.
-        let mut referenced = batch.clone();
-        preprocessor(n, false, true).filter(&mut referenced);
-        for column in referenced.columns() {
-            let mut sorted = column.to_vec();
-            sorted.sort_by(f32::total_cmp);
-            assert_eq!(sorted[(n - 1) / 2], 0.0);
+        // CAR: the median across channels is zero at every sample; with an even count, the
+        // lower of the two middle values (as Kilosort4's `torch.median`).
+        for n in [n, n - 1] {
+            let batch = batch.slice(ndarray::s![..n, ..]).to_owned();
+            let mut referenced = batch.clone();
+            preprocessor(n, false, true).filter(&mut referenced);
+            for column in referenced.columns() {
+                let mut sorted = column.to_vec();
+                sorted.sort_by(f32::total_cmp);
+                assert_eq!(sorted[(n - 1) / 2], 0.0, "{n} channels");
+            }
         }
     }
 

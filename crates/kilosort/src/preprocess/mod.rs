@@ -18,7 +18,7 @@ use ndarray::{Array2, s};
 pub(crate) const BLOCK_ROWS: usize = 64;
 
 pub use batch::BatchScratch;
-pub use car::{common_median_reference, remove_channel_means};
+pub use car::remove_channel_means;
 pub use highpass::{HighPass, KILOSORT4_KERNEL_LEN, WRAP_SAMPLES};
 pub use save::{INT16_SCALE, PreprocessedWriter};
 pub use whiten::{CovarianceSum, SparseRows, Whitening, nearest_channels};
