@@ -17,6 +17,9 @@ use crate::correlate::{FilterLayout, LANES, correlate_filters};
 
 /// Output samples per time chunk (bounds the per-thread scratch memory).
 const CHUNK: usize = 2048;
+/// Columns whose correlations are computed together (a multiple of `LANES`): ≈ 1.2 MB at 384
+/// channels, which stays in cache while the columns' projections are computed.
+const SUB_CHUNK: usize = 128;
 /// Slack on the Cauchy–Schwarz bound for float rounding in the projections.
 const BOUND_SLACK: f32 = 1.0 + 1e-4;
 /// Most temporal templates the register-blocked correlation handles at once.
@@ -47,7 +50,7 @@ pub struct UniversalMatcher<'a> {
     basis: &'a TemporalBasis,
     grid: &'a TemplateGrid,
     channel_depth: Vec<f32>,
-    /// Per grid position, its envelopes flattened `(size, channel)`.
+    /// Per grid position, its envelopes flattened `(channel, size)`.
     envelopes: Vec<Vec<f32>>,
     /// `wPCA` flattened `(pc, sample)`.
     pcs: Vec<f32>,
@@ -77,7 +80,7 @@ impl<'a> UniversalMatcher<'a> {
             grid,
             channel_depth: channel_depth.to_vec(),
             envelopes: (0..grid.len())
-                .map(|k| grid.envelopes.outer_iter().flat_map(|env| env.row(k).to_vec()).collect())
+                .map(|k| grid.envelopes.slice(ndarray::s![.., k, ..]).t().iter().copied().collect())
                 .collect(),
             pcs: basis.pcs.iter().copied().collect(),
             templates_by_sample: basis.templates.t().iter().copied().collect(),
@@ -131,50 +134,45 @@ impl<'a> UniversalMatcher<'a> {
         let a = t0.saturating_sub(self.pool).max(self.pad);
         let b = (t1 + self.pool).min(len - self.pad);
         let width = b - a;
-        let n_blocks = width.div_ceil(LANES);
         let nk = self.basis.n_templates();
-        self.correlate(data, a, width, s);
-        // Bound per channel: the largest squared temporal correlation.
-        s.bound.resize(n_blocks * n_chan * LANES, 0.0);
-        channel_bounds(&s.corr, nk, &mut s.bound);
         let n_pos = self.grid.len();
-        let stride = n_blocks * LANES;
         // Only computed blocks are ever non-zero, and they are zeroed again after use.
-        if s.best.len() != n_pos * stride {
+        let size = width.div_ceil(SPAN) * n_pos * SPAN;
+        if s.best.len() != size {
             s.best.clear();
-            s.best.resize(n_pos * stride, 0.0);
+            s.best.resize(size, 0.0);
             s.best_kind.clear();
-            s.best_kind.resize(n_pos * stride, 0);
+            s.best_kind.resize(size, 0);
         }
         s.blocks.clear();
         let limit = self.threshold * self.threshold / BOUND_SLACK;
         let channels = self.grid.channels.as_slice().expect("grid channels are contiguous");
         let n_near = self.grid.channels.ncols();
+        let positions = Positions { channels, n_near, envelopes: &self.envelopes };
         let mut candidates = Vec::new();
-        // Block by block, so that the block's correlations (all channels) stay in cache while
-        // every position that may exceed the threshold there is computed.
-        for blk in 0..n_blocks {
-            let bound = &s.bound[blk * n_chan * LANES..(blk + 1) * n_chan * LANES];
-            candidate_positions(bound, channels, n_near, limit, &mut candidates);
-            let corr = &s.corr[blk * n_chan * nk * LANES..(blk + 1) * n_chan * nk * LANES];
-            let start = blk * LANES;
-            for &k in &candidates {
-                let k = k as usize;
-                let block = Block { corr, channels: &channels[k * n_near..(k + 1) * n_near], nk };
-                let at = k * stride + start;
-                block_projection(
-                    &block,
-                    &self.envelopes[k],
-                    limit,
-                    (&mut s.best[at..at + LANES]).try_into().expect("a block"),
-                    (&mut s.best_kind[at..at + LANES]).try_into().expect("a block"),
-                );
-                s.blocks.push((k, start));
+        // A few blocks at a time, so that their correlations (all channels) stay in cache from
+        // being computed until every position that may exceed the threshold there is.
+        for first in (0..width).step_by(SUB_CHUNK) {
+            let sub_width = SUB_CHUNK.min(width - first);
+            self.correlate(data, a + first, sub_width, s);
+            let n_blocks = sub_width.div_ceil(LANES);
+            // Bound per channel: the largest squared temporal correlation.
+            s.bound.resize(n_blocks * n_chan * LANES, 0.0);
+            channel_bounds(&s.corr, nk, &mut s.bound);
+            for blk in 0..n_blocks {
+                let bound = &s.bound[blk * n_chan * LANES..(blk + 1) * n_chan * LANES];
+                candidate_positions(bound, channels, n_near, limit, &mut candidates);
+                let block = Block { corr: &s.corr[blk * n_chan * nk * LANES..(blk + 1) * n_chan * nk * LANES], nk };
+                let start = first + blk * LANES;
+                let mut output = BlockOutput { best: &mut s.best, kind: &mut s.best_kind, n_pos, start };
+                project_candidates(&block, &positions, &candidates, limit, &mut output);
+                s.blocks.extend(candidates.iter().map(|&k| (k as usize, start)));
             }
         }
         self.collect_peaks(data, a, width, t0, t1, s, out);
         for &(k, start) in &s.blocks {
-            s.best[k * stride + start..k * stride + start + LANES].fill(0.0);
+            let at = best_index(n_pos, k, start);
+            s.best[at..at + LANES].fill(0.0);
         }
     }
 
@@ -207,14 +205,13 @@ impl<'a> UniversalMatcher<'a> {
         s: &DetectionScratch,
         out: &mut BatchDetections,
     ) {
-        let (n_chan, nk) = (data.nrows(), self.basis.n_templates());
-        let stride = width.div_ceil(LANES) * LANES;
+        let (nk, n_pos) = (self.basis.n_templates(), self.grid.len());
         let mut found: Vec<(usize, usize)> = Vec::new();
         // Only computed blocks can exceed the threshold.
         for &(k, start) in &s.blocks {
             for i in start.max(t0 - a)..(start + LANES).min(t1 - a) {
-                let v = s.best[k * stride + i];
-                if v > self.threshold && self.is_pool_maximum(k, i, v, width, stride, &s.best) {
+                let v = s.best[best_index(n_pos, k, i)];
+                if v > self.threshold && self.is_pool_maximum(k, i, v, width, &s.best) {
                     found.push((a + i, k));
                 }
             }
@@ -222,13 +219,13 @@ impl<'a> UniversalMatcher<'a> {
         found.sort_unstable();
         for (t, k) in found {
             let i = t - a;
-            let signed = s.best_kind[k * stride + i];
+            let signed = s.best_kind[best_index(n_pos, k, i)];
             let (r, sign) = ((signed.unsigned_abs() - 1) as usize, signed.signum() as f32);
             let q = r % nk;
             let channels = self.grid.channels.row(k);
             let (mut num, mut den) = (0.0f64, 0.0f64);
             for &c in channels {
-                let amp = s.corr[((i / LANES * n_chan + c) * nk + q) * LANES + i % LANES] * sign;
+                let amp = self.correlation_at(data, c, t, q) * sign;
                 if amp > 0.0 {
                     num += amp as f64 * self.channel_depth[c] as f64;
                     den += amp as f64;
@@ -237,7 +234,7 @@ impl<'a> UniversalMatcher<'a> {
             out.column.push(t);
             out.template.push(k as u32);
             out.kind.push(r as u16);
-            out.amplitude.push(s.best[k * stride + i]);
+            out.amplitude.push(s.best[best_index(n_pos, k, i)]);
             out.depth.push(if den > 0.0 { (num / den) as f32 } else { f32::NAN });
             if self.features {
                 self.push_features(data, t, k, &mut out.features);
@@ -245,13 +242,22 @@ impl<'a> UniversalMatcher<'a> {
         }
     }
 
-    /// `best` holds `stride` columns per position, the first `width` of them real.
-    fn is_pool_maximum(&self, k: usize, i: usize, v: f32, width: usize, stride: usize, best: &[f32]) -> bool {
+    /// Channel c's correlation with temporal template q at column t, the same bits as the
+    /// correlation kernel's (taps summed in order by fused multiply-adds from zero).
+    fn correlation_at(&self, data: ArrayView2<f32>, c: usize, t: usize, q: usize) -> f32 {
+        let (nk, nt) = (self.basis.n_templates(), self.basis.nt());
+        let row = data.row(c);
+        let window = &row.as_slice().expect("batch rows are contiguous")[t - nt / 2..t + nt / 2 + 1];
+        window.iter().enumerate().fold(0.0f32, |acc, (s, &x)| self.templates_by_sample[s * nk + q].mul_add(x, acc))
+    }
+
+    /// `best` is laid out as [`best_index`] says, its first `width` columns real.
+    fn is_pool_maximum(&self, k: usize, i: usize, v: f32, width: usize, best: &[f32]) -> bool {
         let lo = i.saturating_sub(self.pool);
         let hi = (i + self.pool + 1).min(width);
         let neighbours = self.grid.neighbours.row(k);
         let neighbours = neighbours.as_slice().expect("grid neighbours are contiguous");
-        !any_exceeds(best, stride, lo..hi, neighbours, v)
+        !any_exceeds(best, self.grid.len(), lo..hi, neighbours, v)
     }
 
     /// `features[c, p] = Σ_s data[channel_c, t + s − nt/2] · wPCA[p, s]` on the template's channels.
@@ -272,11 +278,25 @@ impl<'a> UniversalMatcher<'a> {
 pub struct DetectionScratch {
     corr: Vec<f32>,
     bound: Vec<f32>,
-    /// Best |projection| per (position, column); zero outside the computed blocks.
+    /// Best |projection| per (position, column) at [`best_index`]; zero outside the computed
+    /// blocks.
     best: Vec<f32>,
     best_kind: Vec<i16>,
     /// Computed blocks: (position, first column).
     blocks: Vec<(usize, usize)>,
+}
+
+/// Columns per span of the best projections: a multiple of `LANES`, and larger than a max-pool
+/// window (2·nt0min + 1 = 41 by default), so that most windows lie in one span.
+const SPAN: usize = 64;
+
+/// Where column i of position k is in the best projections: spans of `SPAN` columns, every
+/// position's span after the other, span by span. The candidates of one block (written
+/// together) and the windows of a max-pool then lie in a few hundred kB, not spread over a
+/// chunk's `n_pos × width` columns (a page per position: TLB misses).
+#[inline(always)]
+fn best_index(n_pos: usize, k: usize, i: usize) -> usize {
+    (i / SPAN * n_pos + k) * SPAN + i % SPAN
 }
 
 crate::avx2_dispatch! {
@@ -322,75 +342,120 @@ fn candidate_positions_portable(bound: &[f32], channels: &[usize], n_near: usize
     }
 }
 
-/// One block of `LANES` columns of one position's correlations: channel `channels[j]`'s
-/// correlation with temporal template q at the block's column l is
-/// `corr[(channels[j]·nk + q)·LANES + l]`.
+/// One block of `LANES` columns of correlations, every channel: channel c's correlation with
+/// temporal template q at the block's column l is `corr[(c·nk + q)·LANES + l]`.
 struct Block<'a> {
     corr: &'a [f32],
-    channels: &'a [usize],
     nk: usize,
 }
 
-crate::fma_dispatch! {
-    /// The best |projection| over envelope sizes and temporal templates for the block's
-    /// columns (`envelopes` is `(size, channel)`), into `amp`, and `±(size·nk + q + 1)` signed
-    /// like the projection into `kind` (first maximum on ties, as torch.max).
-    ///
-    /// A temporal template whose correlations have squared norm (over the channels) at most
-    /// `limit` in every column is skipped: no unit-norm envelope projects it above the
-    /// threshold, so it can neither be a detection nor beat one (its columns keep a smaller,
-    /// sub-threshold value).
-    fn block_projection(block: &Block, envelopes: &[f32], limit: f32, amp: &mut [f32; LANES], kind: &mut [i16; LANES]) => block_projection_portable
+impl Block<'_> {
+    #[inline(always)]
+    fn row(&self, channel: usize, q: usize) -> &[f32; LANES] {
+        let at = (channel * self.nk + q) * LANES;
+        self.corr[at..at + LANES].try_into().expect("a block")
+    }
 }
 
-/// Each sum is a local array of one vector register: kept in registers, never spilled and
-/// reloaded lane by lane (which stalls on store forwarding).
+/// The grid positions as the projection reads them.
+struct Positions<'a> {
+    /// Each position's `n_near` channels, flattened.
+    channels: &'a [usize],
+    n_near: usize,
+    /// Each position's envelopes flattened `(channel, size)`.
+    envelopes: &'a [Vec<f32>],
+}
+
+/// Where a block's projections go: position k's `LANES` columns from column `start` are at
+/// [`best_index`]`(n_pos, k, start)`.
+struct BlockOutput<'a> {
+    best: &'a mut [f32],
+    kind: &'a mut [i16],
+    n_pos: usize,
+    start: usize,
+}
+
+crate::fma_dispatch! {
+    /// [`position_projection`] of every candidate position in one block (one dispatch per
+    /// block, so the whole loop is compiled for the wide instructions).
+    fn project_candidates(block: &Block, positions: &Positions, candidates: &[u32], limit: f32, out: &mut BlockOutput) => project_candidates_portable
+}
+
 #[inline(always)]
-fn block_projection_portable(
+fn project_candidates_portable(
     block: &Block,
+    positions: &Positions,
+    candidates: &[u32],
+    limit: f32,
+    out: &mut BlockOutput,
+) {
+    let n_near = positions.n_near;
+    for &k in candidates {
+        let k = k as usize;
+        let at = best_index(out.n_pos, k, out.start);
+        position_projection(
+            block,
+            &positions.channels[k * n_near..(k + 1) * n_near],
+            &positions.envelopes[k],
+            limit,
+            (&mut out.best[at..at + LANES]).try_into().expect("a block"),
+            (&mut out.kind[at..at + LANES]).try_into().expect("a block"),
+        );
+    }
+}
+
+/// Most envelope sizes whose projections are accumulated together (one load of a channel's
+/// correlations serves them all, and their multiply-add chains overlap).
+const SIZE_GROUP: usize = 5;
+
+/// The best |projection| over envelope sizes and temporal templates for the block's columns at
+/// one position (`envelopes` is `(channel, size)`), into `amp`, and `±(size·nk + q + 1)` signed
+/// like the projection into `kind`; among equal maxima the smallest `size·nk + q` (torch.max's
+/// first maximum in Kilosort4's order), whatever order they are computed in.
+///
+/// A temporal template whose correlations have squared norm (over the channels) at most
+/// `limit` in every column is skipped: no unit-norm envelope projects it above the threshold,
+/// so it can neither be a detection nor beat one (its columns keep a smaller, sub-threshold
+/// value).
+#[inline(always)]
+fn position_projection(
+    block: &Block,
+    channels: &[usize],
     envelopes: &[f32],
     limit: f32,
     amp: &mut [f32; LANES],
     kind: &mut [i16; LANES],
 ) {
-    let n_chan = block.channels.len();
-    let live = match block.nk {
-        1 => live_templates::<1>(block, limit),
-        2 => live_templates::<2>(block, limit),
-        3 => live_templates::<3>(block, limit),
-        4 => live_templates::<4>(block, limit),
-        5 => live_templates::<5>(block, limit),
-        6 => live_templates::<6>(block, limit),
-        7 => live_templates::<7>(block, limit),
-        _ => live_templates::<MAX_TEMPORAL>(block, limit),
-    };
     let nk = block.nk;
-    let row = |j: usize, q: usize| -> &[f32; LANES] {
-        let at = (block.channels[j] * nk + q) * LANES;
-        block.corr[at..at + LANES].try_into().expect("a block")
+    let live = match nk {
+        1 => live_templates::<1>(block, channels, limit),
+        2 => live_templates::<2>(block, channels, limit),
+        3 => live_templates::<3>(block, channels, limit),
+        4 => live_templates::<4>(block, channels, limit),
+        5 => live_templates::<5>(block, channels, limit),
+        6 => live_templates::<6>(block, channels, limit),
+        7 => live_templates::<7>(block, channels, limit),
+        _ => live_templates::<MAX_TEMPORAL>(block, channels, limit),
     };
+    let n_sizes = envelopes.len() / channels.len();
+    // Each sum is a local array of one vector register: kept in registers, never spilled and
+    // reloaded lane by lane (which stalls on store forwarding).
     let mut best = [0.0f32; LANES];
     // 32-bit codes, as wide as the amplitudes, so the selects stay vector operations.
     let mut code = [0i32; LANES];
-    for m in 0..envelopes.len() / n_chan {
-        let env = &envelopes[m * n_chan..(m + 1) * n_chan];
-        for q in (0..nk).filter(|&q| live[q]) {
-            let mut acc = [0.0f32; LANES];
-            for (j, &w) in env.iter().enumerate() {
-                let x = row(j, q);
-                for l in 0..LANES {
-                    acc[l] = w.mul_add(x[l], acc[l]);
-                }
+    for q in (0..nk).filter(|&q| live[q]) {
+        let mut first = 0;
+        while first < n_sizes {
+            let sizes = (n_sizes - first).min(SIZE_GROUP);
+            let group = SizeGroup { block, channels, envelopes, n_sizes, first, q };
+            match sizes {
+                1 => group.select(&group.sums::<1>(), &mut best, &mut code),
+                2 => group.select(&group.sums::<2>(), &mut best, &mut code),
+                3 => group.select(&group.sums::<3>(), &mut best, &mut code),
+                4 => group.select(&group.sums::<4>(), &mut best, &mut code),
+                _ => group.select(&group.sums::<SIZE_GROUP>(), &mut best, &mut code),
             }
-            let r = (m * nk + q) as i32 + 1;
-            // Branch-free (mask arithmetic), so the lanes stay one vector.
-            for l in 0..LANES {
-                let a = acc[l].abs();
-                let better = (a > best[l]) as i32;
-                let signed = r - 2 * r * (acc[l] < 0.0) as i32;
-                best[l] = if a > best[l] { a } else { best[l] };
-                code[l] += better * (signed - code[l]);
-            }
+            first += sizes;
         }
     }
     *amp = best;
@@ -399,13 +464,57 @@ fn block_projection_portable(
     }
 }
 
-/// Which of the block's `NK` temporal templates have a squared norm over the channels above
+/// Envelope sizes `first..` projected on temporal template `q` at one position.
+struct SizeGroup<'a> {
+    block: &'a Block<'a>,
+    channels: &'a [usize],
+    envelopes: &'a [f32],
+    n_sizes: usize,
+    first: usize,
+    q: usize,
+}
+
+impl SizeGroup<'_> {
+    /// `Σ_j envelope[j, first + g] · corr[channel_j, q]` for g < G, each summed over j in order.
+    #[inline(always)]
+    fn sums<const G: usize>(&self) -> [[f32; LANES]; G] {
+        let mut acc = [[0.0f32; LANES]; G];
+        for (j, &c) in self.channels.iter().enumerate() {
+            let x = self.block.row(c, self.q);
+            let weights = &self.envelopes[j * self.n_sizes + self.first..][..G];
+            for (acc, &w) in acc.iter_mut().zip(weights) {
+                for l in 0..LANES {
+                    acc[l] = w.mul_add(x[l], acc[l]);
+                }
+            }
+        }
+        acc
+    }
+
+    /// Keeps the larger |sum| per column, the smaller code on ties (branch-free mask
+    /// arithmetic, so the lanes stay one vector).
+    #[inline(always)]
+    fn select(&self, sums: &[[f32; LANES]], best: &mut [f32; LANES], code: &mut [i32; LANES]) {
+        for (g, acc) in sums.iter().enumerate() {
+            let r = ((self.first + g) * self.block.nk + self.q) as i32 + 1;
+            for l in 0..LANES {
+                let a = acc[l].abs();
+                let better = ((a > best[l]) | ((a == best[l]) & (r < code[l].abs()))) as i32;
+                let signed = r - 2 * r * (acc[l] < 0.0) as i32;
+                best[l] = if better != 0 { a } else { best[l] };
+                code[l] += better * (signed - code[l]);
+            }
+        }
+    }
+}
+
+/// Which of the block's `NK` temporal templates have a squared norm over `channels` above
 /// `limit` in some column. The templates' sums advance together, channel by channel (each
 /// channel's `NK` rows are contiguous), so their multiply-add chains overlap.
 #[inline(always)]
-fn live_templates<const NK: usize>(block: &Block, limit: f32) -> [bool; MAX_TEMPORAL] {
+fn live_templates<const NK: usize>(block: &Block, channels: &[usize], limit: f32) -> [bool; MAX_TEMPORAL] {
     let mut norms = [[0.0f32; LANES]; NK];
-    for &c in block.channels {
+    for &c in channels {
         let rows = &block.corr[c * NK * LANES..(c + 1) * NK * LANES];
         for (norm, x) in norms.iter_mut().zip(rows.chunks_exact(LANES)) {
             for l in 0..LANES {
@@ -421,22 +530,32 @@ fn live_templates<const NK: usize>(block: &Block, limit: f32) -> [bool; MAX_TEMP
 }
 
 crate::avx2_dispatch! {
-    /// True when some `best[n·width + i]` for a neighbour n and i in `columns` exceeds `v`.
-    fn any_exceeds(best: &[f32], width: usize, columns: std::ops::Range<usize>, neighbours: &[usize], v: f32) -> bool => any_exceeds_portable
+    /// True when some column in `columns` of a neighbour position exceeds `v` (`best` laid out
+    /// as [`best_index`] says for `n_pos` positions).
+    fn any_exceeds(best: &[f32], n_pos: usize, columns: std::ops::Range<usize>, neighbours: &[usize], v: f32) -> bool => any_exceeds_portable
 }
 
 #[inline(always)]
 fn any_exceeds_portable(
     best: &[f32],
-    width: usize,
+    n_pos: usize,
     columns: std::ops::Range<usize>,
     neighbours: &[usize],
     v: f32,
 ) -> bool {
-    // A branch-free test per row vectorises; rows are short (2·pool + 1 columns).
-    neighbours
-        .iter()
-        .any(|&n| best[n * width + columns.start..n * width + columns.end].iter().fold(false, |e, &u| e | (u > v)))
+    // Nearest neighbours first, which exceed most often: stop at the first that does.
+    neighbours.iter().any(|&n| {
+        let mut exceeds = false;
+        let mut i = columns.start;
+        while i < columns.end {
+            let end = ((i / SPAN + 1) * SPAN).min(columns.end);
+            let at = best_index(n_pos, n, i);
+            // A branch-free test per run vectorises; runs are short (2·pool + 1 columns).
+            exceeds |= best[at..at + end - i].iter().fold(false, |e, &u| e | (u > v));
+            i = end;
+        }
+        exceeds
+    })
 }
 
 crate::fma_dispatch! {
@@ -495,21 +614,65 @@ pub(crate) fn dense_best_projection(
 mod kernel_tests {
     use super::*;
 
+    /// Kilosort4's order: sizes outer, templates inner, the first maximum kept.
+    fn reference_projection(
+        block: &Block,
+        channels: &[usize],
+        envelopes: &[f32],
+        limit: f32,
+    ) -> ([f32; LANES], [i16; LANES]) {
+        let (nk, n_sizes) = (block.nk, envelopes.len() / channels.len());
+        let (mut best, mut kind) = ([0.0f32; LANES], [0i16; LANES]);
+        for m in 0..n_sizes {
+            for q in 0..nk {
+                let norm = |l: usize| channels.iter().map(|&c| block.row(c, q)[l].powi(2)).sum::<f32>();
+                if (0..LANES).all(|l| norm(l) <= limit) {
+                    continue;
+                }
+                for l in 0..LANES {
+                    let acc = channels
+                        .iter()
+                        .enumerate()
+                        .fold(0.0f32, |acc, (j, &c)| envelopes[j * n_sizes + m].mul_add(block.row(c, q)[l], acc));
+                    if acc.abs() > best[l] {
+                        best[l] = acc.abs();
+                        let r = (m * nk + q + 1) as i16;
+                        kind[l] = if acc < 0.0 { -r } else { r };
+                    }
+                }
+            }
+        }
+        (best, kind)
+    }
+
     #[test]
-    fn vector_block_projection_gives_the_bits_of_the_plain_one() {
-        let (n_chan, nk, n_sizes) = (12, 6, 5);
-        let corr: Vec<f32> = (0..n_chan * nk * LANES).map(|j| ((j * 37 % 101) as f32 - 50.0) / 9.0).collect();
-        let envelopes: Vec<f32> = (0..n_sizes * 10).map(|j| ((j * 13 % 7) as f32 + 1.0) / 10.0).collect();
+    fn grouped_projection_gives_the_bits_and_codes_of_kilosort4s_order() {
+        let (n_chan, nk) = (12, 6);
+        // Coarse values, so that equal maxima (ties between sizes and templates) occur.
+        let corr: Vec<f32> = (0..n_chan * nk * LANES).map(|j| ((j * 37 % 101) as f32 - 50.0) / 8.0).collect();
         let channels: Vec<usize> = (0..10).map(|j| (j * 5) % n_chan).collect();
-        let block = Block { corr: &corr, channels: &channels, nk };
-        for limit in [0.0, 50.0, 400.0] {
-            let (mut amp, mut kind) = ([0.0; LANES], [0; LANES]);
-            block_projection(&block, &envelopes, limit, &mut amp, &mut kind);
-            let (mut plain_amp, mut plain_kind) = ([0.0; LANES], [0; LANES]);
-            block_projection_portable(&block, &envelopes, limit, &mut plain_amp, &mut plain_kind);
-            assert_eq!(amp.map(f32::to_bits), plain_amp.map(f32::to_bits), "limit {limit}");
-            assert_eq!(kind, plain_kind, "limit {limit}");
-            assert!(limit > 0.0 || amp.iter().all(|&a| a > 0.0));
+        let block = Block { corr: &corr, nk };
+        for n_sizes in [1, 3, 5, 7] {
+            let mut envelopes: Vec<f32> = (0..n_sizes * 10).map(|j| ((j * 13 % 7) as f32 + 1.0) / 8.0).collect();
+            if n_sizes > 1 {
+                // Two identical sizes: every projection ties with the other size's.
+                for j in 0..10 {
+                    envelopes[j * n_sizes + 1] = envelopes[j * n_sizes];
+                }
+            }
+            let positions = Positions { channels: &channels, n_near: 10, envelopes: std::slice::from_ref(&envelopes) };
+            for limit in [0.0, 50.0, 400.0] {
+                let (want_amp, want_kind) = reference_projection(&block, &channels, &envelopes, limit);
+                let (mut best, mut kind) = ([0.0; LANES], [0; LANES]);
+                let mut out = BlockOutput { best: &mut best, kind: &mut kind, n_pos: 1, start: 0 };
+                project_candidates(&block, &positions, &[0], limit, &mut out);
+                assert_eq!(best.map(f32::to_bits), want_amp.map(f32::to_bits), "sizes {n_sizes} limit {limit}");
+                assert_eq!(kind, want_kind, "sizes {n_sizes} limit {limit}");
+                let (mut plain_amp, mut plain_kind) = ([0.0; LANES], [0; LANES]);
+                position_projection(&block, &channels, &envelopes, limit, &mut plain_amp, &mut plain_kind);
+                assert_eq!((plain_amp.map(f32::to_bits), plain_kind), (best.map(f32::to_bits), kind));
+                assert!(limit > 0.0 || best.iter().all(|&a| a > 0.0));
+            }
         }
     }
 }
