@@ -101,12 +101,34 @@ fn detections_equal_the_dense_kilosort4_rule() {
     let probe = two_column_probe(12);
     let grid = TemplateGrid::new(&probe, &Settings::default());
     let basis = basis();
-    let spikes = [(300, 4, 25.0), (330, 18, 14.0), (900, 10, -20.0), (905, 12, 12.0), (1500, 22, 11.0)];
-    let data = batch(probe.len(), 2000, &spikes, 5);
+    // Long enough for three time chunks; spikes close to the first chunk boundary (column
+    // 61 + 2048, detections ≈ 10 samples after the trough) and to the end.
+    let spikes = [
+        (300, 4, 25.0),
+        (330, 18, 14.0),
+        (900, 10, -20.0),
+        (905, 12, 12.0),
+        (1500, 22, 11.0),
+        (2085, 6, 18.0),
+        (2099, 8, 16.0),
+        (2104, 14, 13.0),
+        (4400, 20, 15.0),
+    ];
+    let data = batch(probe.len(), 4500, &spikes, 5);
+    let other = batch(probe.len(), 4500, &spikes[..4], 6);
     let depth = probe.y.clone();
     for threshold in [9.0f32, 6.0] {
         let matcher = UniversalMatcher::new(&basis, &grid, &depth, TROUGH, threshold as f64);
-        let ours = matcher.detect(data.view());
+        // Scratch used on another batch first: what it keeps between calls must not leak.
+        let mut scratch = DetectionScratch::default();
+        matcher.detect_with(other.view(), &mut scratch);
+        let ours = matcher.detect_with(data.view(), &mut scratch);
+        let again = matcher.detect(data.view());
+        assert_eq!((&ours.column, &ours.template, &ours.kind), (&again.column, &again.template, &again.kind));
+        assert_eq!(
+            ours.depth.iter().map(|d| d.to_bits()).collect::<Vec<_>>(),
+            again.depth.iter().map(|d| d.to_bits()).collect::<Vec<_>>()
+        );
         let reference = dense_detections(&basis, &grid, data.view(), threshold);
         let ours: Vec<(usize, usize, f32)> = ours
             .column
@@ -116,6 +138,7 @@ fn detections_equal_the_dense_kilosort4_rule() {
             .map(|((&t, &k), &a)| (t, k as usize, a))
             .collect();
         assert_eq!(ours.len(), reference.len(), "threshold {threshold}");
+        assert!(ours.iter().any(|d| (2090..2130).contains(&d.0)), "detections near the chunk boundary");
         for (a, b) in ours.iter().zip(&reference) {
             assert_eq!((a.0, a.1), (b.0, b.1));
             assert!((a.2 - b.2).abs() <= 1e-4 * b.2, "{} vs {}", a.2, b.2);

@@ -20,6 +20,12 @@ const CHUNK: usize = 2048;
 /// Columns whose correlations are computed together (a multiple of `LANES`): ≈ 1.2 MB at 384
 /// channels, which stays in cache while the columns' projections are computed.
 const SUB_CHUNK: usize = 128;
+/// Columns per span of the best projections: a multiple of `LANES`, and larger than a max-pool
+/// window (2·nt0min + 1 = 41 by default), so that most windows lie in one span.
+const SPAN: usize = 64;
+/// Most envelope sizes whose projections are accumulated together (one load of a channel's
+/// correlations serves them all, and their multiply-add chains overlap).
+const SIZE_GROUP: usize = 5;
 /// Slack on the Cauchy–Schwarz bound for float rounding in the projections.
 const BOUND_SLACK: f32 = 1.0 + 1e-4;
 /// Most temporal templates the register-blocked correlation handles at once.
@@ -140,12 +146,12 @@ impl<'a> UniversalMatcher<'a> {
         let nk = self.basis.n_templates();
         let n_pos = self.grid.len();
         // Only stored blocks are ever non-zero, and they are zeroed again after use.
-        let size = width.div_ceil(SPAN) * n_pos * SPAN;
-        if s.best.len() != size {
+        let best_len = width.div_ceil(SPAN) * n_pos * SPAN;
+        if s.best.len() != best_len {
             s.best.clear();
-            s.best.resize(size, 0.0);
+            s.best.resize(best_len, 0.0);
             s.best_kind.clear();
-            s.best_kind.resize(size, 0);
+            s.best_kind.resize(best_len, 0);
         }
         s.blocks.clear();
         let limit = self.threshold * self.threshold / BOUND_SLACK;
@@ -154,7 +160,7 @@ impl<'a> UniversalMatcher<'a> {
         let positions = Positions { channels, n_near, envelopes: &self.envelopes };
         let (mut candidate_sets, mut candidates) = (Vec::new(), Vec::new());
         // A few blocks at a time, so that their correlations (all channels) stay in cache from
-        // being computed until every position that may exceed the threshold there is.
+        // being computed until every candidate position there is projected.
         for first in (0..width).step_by(SUB_CHUNK) {
             let sub_width = SUB_CHUNK.min(width - first);
             self.correlate(data, a + first, sub_width, s);
@@ -258,10 +264,12 @@ impl<'a> UniversalMatcher<'a> {
         let (nk, nt) = (self.basis.n_templates(), self.basis.nt());
         let row = data.row(c);
         let window = &row.as_slice().expect("batch rows are contiguous")[t - nt / 2..t + nt / 2 + 1];
-        window.iter().enumerate().fold(0.0f32, |acc, (s, &x)| self.templates_by_sample[s * nk + q].mul_add(x, acc))
+        window_correlation(window, &self.templates_by_sample, nk, q)
     }
 
-    /// `best` is laid out as [`best_index`] says, its first `width` columns real.
+    /// Whether `v` at (position k, column i) is the largest over ±pool columns × the
+    /// neighbouring positions (`best` laid out as [`best_index`] says, its first `width`
+    /// columns real).
     fn is_pool_maximum(&self, k: usize, i: usize, v: f32, width: usize, best: &[f32]) -> bool {
         let lo = i.saturating_sub(self.pool);
         let hi = (i + self.pool + 1).min(width);
@@ -288,14 +296,17 @@ impl<'a> UniversalMatcher<'a> {
 /// the set, so it is summed once per set.
 #[derive(Debug, Clone)]
 struct ChannelSets {
-    /// Each set's channels flattened (in its first position's order).
+    /// Each set's channels flattened, in its first position's order (so another member's bound
+    /// may round differently from its own order's, by far less than `BOUND_SLACK`).
     channels: Vec<usize>,
     /// Set i's positions are `members[starts[i]..starts[i + 1]]`.
     starts: Vec<usize>,
+    /// The positions, set by set, each set's in increasing order.
     members: Vec<u32>,
 }
 
 impl ChannelSets {
+    /// The grid's positions grouped by their nearest channels, as an unordered set.
     fn new(grid: &TemplateGrid) -> Self {
         let mut index_of = std::collections::HashMap::new();
         let (mut channels, mut members_of_set): (Vec<usize>, Vec<Vec<u32>>) = (Vec::new(), Vec::new());
@@ -339,12 +350,8 @@ pub struct DetectionScratch {
     blocks: Vec<(usize, usize)>,
 }
 
-/// Columns per span of the best projections: a multiple of `LANES`, and larger than a max-pool
-/// window (2·nt0min + 1 = 41 by default), so that most windows lie in one span.
-const SPAN: usize = 64;
-
-/// Where column i of position k is in the best projections: spans of `SPAN` columns, every
-/// position's span after the other, span by span. The candidates of one block (written
+/// Where column i of position k is in the best projections: span 0 of every position, then
+/// span 1 of every position, and so on. The candidates of one block (written
 /// together) and the windows of a max-pool then lie in a few hundred kB, not spread over a
 /// chunk's `n_pos × width` columns (a page per position: TLB misses).
 #[inline(always)]
@@ -403,6 +410,7 @@ struct Block<'a> {
 }
 
 impl Block<'_> {
+    /// Channel `channel`'s correlations with template `q`, the block's `LANES` columns.
     #[inline(always)]
     fn row(&self, channel: usize, q: usize) -> &[f32; LANES] {
         let at = (channel * self.nk + q) * LANES;
@@ -414,6 +422,7 @@ impl Block<'_> {
 struct Positions<'a> {
     /// Each position's `n_near` channels, flattened.
     channels: &'a [usize],
+    /// Channels per position.
     n_near: usize,
     /// Each position's envelopes flattened `(channel, size)`.
     envelopes: &'a [Vec<f32>],
@@ -460,10 +469,6 @@ fn project_candidates_portable(
         }
     }
 }
-
-/// Most envelope sizes whose projections are accumulated together (one load of a channel's
-/// correlations serves them all, and their multiply-add chains overlap).
-const SIZE_GROUP: usize = 5;
 
 /// The best |projection| over envelope sizes and temporal templates for the block's columns at
 /// one position (`envelopes` is `(channel, size)`), into `amp`, and `±(size·nk + q + 1)` signed
@@ -524,10 +529,15 @@ fn position_projection(
 /// Envelope sizes `first..` projected on temporal template `q` at one position.
 struct SizeGroup<'a> {
     block: &'a Block<'a>,
+    /// The position's channels.
     channels: &'a [usize],
+    /// The position's envelopes, `(channel, size)`.
     envelopes: &'a [f32],
+    /// Envelope sizes in all.
     n_sizes: usize,
+    /// The group's first size.
     first: usize,
+    /// The temporal template.
     q: usize,
 }
 
@@ -613,6 +623,17 @@ fn any_exceeds_portable(
         }
         exceeds
     })
+}
+
+crate::fma_dispatch! {
+    /// `Σ_s taps[s·nk + q] · window[s]`, summed in order by fused multiply-adds from zero: the
+    /// correlation kernel's bits for one column.
+    fn window_correlation(window: &[f32], taps: &[f32], nk: usize, q: usize) -> f32 => window_correlation_portable
+}
+
+#[inline(always)]
+fn window_correlation_portable(window: &[f32], taps: &[f32], nk: usize, q: usize) -> f32 {
+    window.iter().enumerate().fold(0.0f32, |acc, (s, &x)| taps[s * nk + q].mul_add(x, acc))
 }
 
 crate::fma_dispatch! {
