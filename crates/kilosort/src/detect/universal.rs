@@ -145,12 +145,11 @@ impl<'a> UniversalMatcher<'a> {
         let width = b - a;
         let nk = self.basis.n_templates();
         let n_pos = self.grid.len();
-        // Only stored blocks are ever non-zero, and they are zeroed again after use.
+        // Only stored blocks are ever non-zero, and they are zeroed again after use, so a
+        // buffer left longer by a wider chunk (or another grid) needs no clearing.
         let best_len = width.div_ceil(SPAN) * n_pos * SPAN;
-        if s.best.len() != best_len {
-            s.best.clear();
+        if s.best.len() < best_len {
             s.best.resize(best_len, 0.0);
-            s.best_kind.clear();
             s.best_kind.resize(best_len, 0);
         }
         s.blocks.clear();
