@@ -157,7 +157,6 @@ impl<'a> UniversalMatcher<'a> {
         let channels = self.grid.channels.as_slice().expect("grid channels are contiguous");
         let n_near = self.grid.channels.ncols();
         let positions = Positions { channels, n_near, envelopes: &self.envelopes };
-        let (mut candidate_sets, mut candidates) = (Vec::new(), Vec::new());
         // A few blocks at a time, so that their correlations (all channels) stay in cache from
         // being computed until every candidate position there is projected.
         for first in (0..width).step_by(SUB_CHUNK) {
@@ -169,8 +168,8 @@ impl<'a> UniversalMatcher<'a> {
             channel_bounds(&s.corr, nk, &mut s.bound);
             for blk in 0..n_blocks {
                 let bound = &s.bound[blk * n_chan * LANES..(blk + 1) * n_chan * LANES];
-                candidate_positions(bound, &self.sets.channels, n_near, limit, &mut candidate_sets);
-                self.sets.members_of(&candidate_sets, &mut candidates);
+                candidate_positions(bound, &self.sets.channels, n_near, limit, &mut s.candidate_sets);
+                self.sets.members_of(&s.candidate_sets, &mut s.candidates);
                 let block = Block { corr: &s.corr[blk * n_chan * nk * LANES..(blk + 1) * n_chan * nk * LANES], nk };
                 let start = first + blk * LANES;
                 let mut output = BlockOutput {
@@ -181,7 +180,7 @@ impl<'a> UniversalMatcher<'a> {
                     threshold: self.threshold,
                     stored: &mut s.blocks,
                 };
-                project_candidates(&block, &positions, &candidates, limit, &mut output);
+                project_candidates(&block, &positions, &s.candidates, limit, &mut output);
             }
         }
         self.collect_peaks(data, a, width, t0, t1, s, out);
@@ -347,6 +346,9 @@ pub struct DetectionScratch {
     best_kind: Vec<i16>,
     /// Stored blocks (some column above the threshold): (position, first column).
     blocks: Vec<(usize, usize)>,
+    /// One block's candidate channel sets, and their positions.
+    candidate_sets: Vec<u32>,
+    candidates: Vec<u32>,
 }
 
 /// Where column i of position k is in the best projections: span 0 of every position, then
