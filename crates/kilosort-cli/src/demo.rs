@@ -8,6 +8,9 @@ use clap::Args;
 use groundtruth::compare::{CompareOptions, compare, load_gt_folder, load_phy_folder};
 use groundtruth::sim::{PRESETS, SimulationConfig, simulate};
 
+use kilosort::output_guard::check_output_folder;
+use kilosort::phy::PROVENANCE_FILE;
+
 use crate::settings_args::SettingsArgs;
 use crate::sort::SortArgs;
 
@@ -43,9 +46,12 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     config.rate_median_hz = DEMO_RATE_HZ;
     config.seed = args.seed;
     let recording = args.dir.join("recording");
+    let results = args.dir.join("kilosort4");
+    // A demo replaces only what an earlier demo wrote (a simulation, a results folder of ours);
+    // both are checked before either is touched.
+    check_output_folder(&results, PROVENANCE_FILE, true, &[])?;
     eprintln!("simulating {} s of `{}` into {} …", args.duration, args.preset, recording.display());
     let summary = simulate(&config, &recording, true, &mut |_| {})?;
-    let results = args.dir.join("kilosort4");
     let mut settings = SettingsArgs::default();
     settings.overrides.push(("n_chan_bin", summary.n_chan_bin.to_string()));
     settings.overrides.push(("results_dir", results.display().to_string()));

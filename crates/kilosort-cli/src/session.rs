@@ -1,10 +1,12 @@
 //! Opening a recording from command-line arguments: settings, files, probe, plan.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use kilosort::io::{BatchReader, BinaryRecording};
-use kilosort::{Plan, Probe};
+use kilosort::output_guard::is_within;
+use kilosort::plan::resolve_probe;
+use kilosort::{Plan, Probe, Settings};
 
 use crate::settings_args::SettingsArgs;
 
@@ -14,26 +16,36 @@ pub struct Session {
     pub plan: Plan,
     /// How the probe was chosen, for messages.
     pub probe_name: String,
+    /// The settings file, if one was given.
+    pub settings_file: Option<PathBuf>,
 }
 
 impl Session {
     /// Resolves settings (file + flags), the recording files (or the one binary in a folder)
     /// and the probe (all channels in file order when none is given), then builds the plan.
+    /// A recording or probe given both as an argument and as a setting must be the same one.
     pub fn open(files: &[PathBuf], probe_arg: Option<&str>, args: &SettingsArgs) -> Result<Self> {
         let mut settings = args.resolve()?;
-        settings.filename = match files {
-            [one] if one.is_dir() => vec![kilosort::io::find_binary(one)?],
-            _ => files.to_vec(),
-        };
+        settings.filename = recording_files(files, &settings)?;
+        settings.data_file_path.clear();
+        if let Some(arg) = probe_arg {
+            use_probe_argument(&mut settings, arg)?;
+        }
         settings.validate("command line")?;
         let n_chan_bin = settings.n_chan_bin.expect("validated");
         let recording = BinaryRecording::open(&settings.filename, n_chan_bin, settings.data_dtype)?;
-        let (probe, probe_name) = match probe_arg {
-            Some(arg) => (Probe::from_name_or_path(arg)?, arg.to_string()),
+        let (probe, probe_name) = match resolve_probe(&settings)? {
+            Some(probe) => (probe, probe_arg.map_or_else(|| probe_setting_name(&settings), str::to_string)),
             None => (every_channel(n_chan_bin), "none given: all channels in file order".to_string()),
         };
         let plan = Plan::new(&settings, &probe, &recording)?;
-        Ok(Session { recording, plan, probe_name })
+        Ok(Session { recording, plan, probe_name, settings_file: args.file.clone() })
+    }
+
+    /// The files this run reads (recording, probe, settings), which no output may replace.
+    pub fn inputs(&self) -> Vec<PathBuf> {
+        let s = &self.plan.settings;
+        s.filename.iter().chain(&s.probe_path).chain(&self.settings_file).cloned().collect()
     }
 
     /// A reader of the plan's batches.
@@ -46,6 +58,67 @@ impl Session {
         let s = &self.plan.settings;
         BatchReader::new(&self.recording, layout, self.plan.probe.channel_map.clone(), s.scale, s.shift)
     }
+}
+
+/// The recording files: the arguments (the one binary of a folder), which must agree with a
+/// `filename` or `data_file_path` that the settings name as well.
+fn recording_files(files: &[PathBuf], settings: &Settings) -> Result<Vec<PathBuf>> {
+    let from_args = match files {
+        [one] if one.is_dir() => vec![kilosort::io::find_binary(one)?],
+        _ => files.to_vec(),
+    };
+    let from_settings = if settings.filename.is_empty() { &settings.data_file_path } else { &settings.filename };
+    let same = |a: &Vec<PathBuf>, b: &Vec<PathBuf>| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_file(x, y));
+    if !from_settings.is_empty() && !same(&from_args, from_settings) {
+        bail!(
+            "the recording is given twice, differently: {} as the argument and {} in the settings (filename); \
+             give it once",
+            list(&from_args),
+            list(from_settings)
+        );
+    }
+    Ok(from_args)
+}
+
+/// `--probe ARG` as the settings would name it (`probe_path` for a file, else `probe_name`),
+/// refused when the settings name another probe.
+fn use_probe_argument(settings: &mut Settings, arg: &str) -> Result<()> {
+    let path = Path::new(arg);
+    let is_file = path.is_file();
+    let agrees = match (&settings.probe_path, &settings.probe_name) {
+        (Some(p), _) => is_file && same_file(p, path),
+        (None, Some(name)) => name == arg,
+        (None, None) => matches!(settings.probe, kilosort::settings::Value::Null),
+    };
+    if !agrees {
+        bail!(
+            "the probe is given twice, differently: --probe {arg} and {} in the settings; give it once",
+            probe_setting_name(settings)
+        );
+    }
+    if is_file {
+        settings.probe_path = Some(path.to_path_buf());
+    } else {
+        settings.probe_name = Some(arg.to_string());
+    }
+    Ok(())
+}
+
+/// How the settings name their probe, for messages.
+fn probe_setting_name(settings: &Settings) -> String {
+    match (&settings.probe_path, &settings.probe_name) {
+        (_, Some(name)) => format!("probe_name = {name}"),
+        (Some(path), None) => format!("probe_path = {}", path.display()),
+        (None, None) => "an embedded probe dictionary (probe)".to_string(),
+    }
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    is_within(a, b) && is_within(b, a)
+}
+
+fn list(paths: &[PathBuf]) -> String {
+    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
 }
 
 /// A stand-in probe when none is given: every file row, on a vertical line 20 µm apart.

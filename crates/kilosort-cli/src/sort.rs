@@ -42,7 +42,7 @@ pub fn run(args: &SortArgs) -> Result<()> {
         None => session.recording.path().parent().unwrap_or(Path::new(".")).join("kilosort4"),
     };
     // Refuse an existing folder before the long work, not after.
-    let mut folder = ResultsFolder::create(&target, args.overwrite)?;
+    let mut folder = ResultsFolder::create(&target, args.overwrite, &session.inputs())?;
     let progress = StderrProgress::new(args.quiet);
     let out = kilosort::pipeline::sort(&session.recording, &session.plan, &progress)?;
     let sorted_at = start.elapsed().as_secs_f64();

@@ -27,10 +27,10 @@ pub struct ViewArgs {
     #[arg(long)]
     probe: Option<String>,
     /// Start of the window, seconds.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     start: f64,
-    /// Length of the window, seconds.
-    #[arg(long, default_value_t = 0.5)]
+    /// Length of the window, seconds (cut at the end of the recording).
+    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
     duration: f64,
     /// Show filtered and whitened data instead of raw.
     #[arg(long)]
@@ -42,11 +42,31 @@ pub struct ViewArgs {
     settings: SettingsArgs,
 }
 
+/// The window's length, cut at the end of the recording (`available` seconds after `tmin`).
+fn clamped_duration(args: &ViewArgs, available: f64, path: &std::path::Path) -> Result<f64> {
+    if !(args.start.is_finite() && args.start >= 0.0) {
+        bail!("--start must be a time in seconds ≥ 0, got {}", args.start);
+    }
+    if args.duration.is_nan() || args.duration <= 0.0 {
+        bail!("--duration must be a positive number of seconds, got {}", args.duration);
+    }
+    if args.start >= available {
+        bail!(
+            "{}: --start {} s is past the end of the recording ({available:.3} s after tmin); start earlier",
+            path.display(),
+            args.start
+        );
+    }
+    Ok(args.duration.min(available - args.start))
+}
+
 pub fn run(args: &ViewArgs) -> Result<()> {
     let session = Session::open(&args.files, args.probe.as_deref(), &args.settings)?;
     let plan = &session.plan;
     let fs = plan.settings.fs;
-    let samples = (args.duration * fs) as usize;
+    let available = session.recording.total_samples() as f64 / fs - plan.settings.tmin;
+    let duration = clamped_duration(args, available, session.recording.path())?;
+    let samples = (duration * fs) as usize;
     if samples < plan.settings.nt {
         bail!(
             "--duration {} s is shorter than one waveform; give at least {:.4} s",
@@ -57,7 +77,7 @@ pub fn run(args: &ViewArgs) -> Result<()> {
     let window = BatchOptions {
         fs,
         tmin: plan.settings.tmin + args.start,
-        tmax: plan.settings.tmin + args.start + args.duration,
+        tmax: plan.settings.tmin + args.start + duration,
         batch_size: samples,
         nt: plan.settings.nt,
         downsampling: 1,
@@ -95,13 +115,14 @@ fn draw(session: &Session, data: &Array2<f32>, scale: f32, unit: &str, args: &Vi
     let fail = |e: &dyn std::fmt::Display| anyhow!("cannot draw {}: {e}", args.png.display());
     root.fill(&WHITE).map_err(|e| fail(&e))?;
     let kind = if args.preprocessed { "preprocessed" } else { "raw" };
-    let caption = format!("{kind}, {:.3}–{:.3} s, colour ±{scale:.1} {unit}", args.start, args.start + args.duration);
+    let end = args.start + data.ncols() as f64 / session.plan.settings.fs;
+    let caption = format!("{kind}, {:.3}–{end:.3} s, colour ±{scale:.1} {unit}", args.start);
     let mut chart = ChartBuilder::on(&root)
         .caption(caption, ("sans-serif", 18))
         .margin(10)
         .x_label_area_size(35)
         .y_label_area_size(60)
-        .build_cartesian_2d(args.start..args.start + args.duration, 0..order.len())
+        .build_cartesian_2d(args.start..end, 0..order.len())
         .map_err(|e| fail(&e))?;
     chart
         .configure_mesh()

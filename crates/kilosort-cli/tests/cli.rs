@@ -142,7 +142,7 @@ fn info_preprocessed_and_view() {
         assert!(bytes.starts_with(b"\x89PNG") && bytes.len() > 5000, "a real PNG");
     }
     let msg = fails(&["view", rec, "--n-chan-bin", "16", "--start", "10"]);
-    assert!(msg.contains("rec.bin") && msg.contains("tmin"), "{msg}");
+    assert!(msg.contains("rec.bin") && msg.contains("past the end") && msg.contains("tmin"), "{msg}");
 }
 
 #[test]

@@ -24,6 +24,7 @@ pub mod drift;
 pub mod error;
 pub mod io;
 pub mod matching;
+pub mod output_guard;
 mod parallel;
 pub mod phy;
 pub mod pipeline;

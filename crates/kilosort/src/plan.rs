@@ -46,8 +46,12 @@ impl Plan {
         if let Some(shank) = settings.shank_idx {
             probe = probe.shank_only(shank as f32)?;
         }
-        probe.check_fits("(probe)", n_chan_bin)?;
+        check_channels_remain(&probe, settings)?;
+        probe.check_fits("probe", n_chan_bin)?;
+        check_not_swapped(recording, settings.nt)?;
         let layout = BatchLayout::new(recording.total_samples(), batch_options(settings), recording.path())?;
+        check_batch_memory(&layout, probe.len(), recording)?;
+        check_template_grid(&probe, settings)?;
         Ok(Plan {
             trough_index: settings.trough_index(),
             nearest_chans: settings.nearest_chans.min(probe.len()),
@@ -63,6 +67,89 @@ impl Plan {
     pub fn n_channels(&self) -> usize {
         self.probe.len()
     }
+}
+
+/// Templates positions allowed per sorted channel: Neuropixels 1.0 has 4 at the default spacing,
+/// so this only stops a `dmin`/`dminx` typo (0.001 µm ran away past 5 GB).
+const MAX_TEMPLATE_POSITIONS_PER_CHANNEL: f64 = 100.0;
+/// Batch buffers alive at once during a pass, per worker thread, plus a few shared ones; with
+/// their size this bounds a pass's memory from below.
+const BATCH_BUFFERS_PER_THREAD: usize = 4;
+
+fn check_channels_remain(probe: &Probe, settings: &Settings) -> Result<()> {
+    if !probe.is_empty() {
+        return Ok(());
+    }
+    Err(Error::InvalidSetting {
+        origin: "settings".into(),
+        name: "bad_channels".into(),
+        value: format!("{:?}", settings.bad_channels),
+        reason: format!(
+            "no channel is left to sort after removing bad_channels{}; keep at least one channel",
+            settings.shank_idx.map_or(String::new(), |s| format!(" and keeping only shank_idx = {s}"))
+        ),
+    })
+}
+
+/// A file with fewer samples than a waveform window, or fewer samples than channels, is almost
+/// always read with the wrong `n_chan_bin` (samples and channels swapped, or the byte count).
+fn check_not_swapped(recording: &BinaryRecording, nt: usize) -> Result<()> {
+    let (samples, channels) = (recording.total_samples(), recording.n_chan_bin() as u64);
+    if samples >= nt as u64 && samples >= channels {
+        return Ok(());
+    }
+    Err(Error::BadRecording {
+        path: recording.path().to_path_buf(),
+        detail: format!(
+            "read with n_chan_bin = {channels} it holds only {samples} samples, fewer than {}; check n_chan_bin: it \
+             is the number of channels per sample in the file (e.g. 385 for Neuropixels 1.0), not a sample count",
+            if samples < channels { "channels".to_string() } else { format!("one waveform window (nt = {nt})") }
+        ),
+    })
+}
+
+/// Refuses a batch layout whose buffers alone would not fit in the memory available now.
+fn check_batch_memory(layout: &BatchLayout, n_channels: usize, recording: &BinaryRecording) -> Result<()> {
+    let Some(available) = crate::timing::available_memory_bytes() else { return Ok(()) };
+    let batch_bytes = (layout.padded_len() * n_channels * std::mem::size_of::<f32>()) as u64;
+    let buffers = (BATCH_BUFFERS_PER_THREAD * rayon::current_num_threads() + 2) as u64;
+    let needed = batch_bytes.saturating_mul(buffers);
+    if needed <= available {
+        return Ok(());
+    }
+    Err(Error::BadRecording {
+        path: recording.path().to_path_buf(),
+        detail: format!(
+            "batches of {n_channels} channels × {} samples need about {:.1} GB, but only {:.1} GB of memory is \
+             available; check n_chan_bin ({}) and lower batch_size or the thread count",
+            layout.padded_len(),
+            needed as f64 / 1e9,
+            available as f64 / 1e9,
+            recording.n_chan_bin()
+        ),
+    })
+}
+
+/// Refuses a universal-template grid far denser than any probe needs (a `dmin`/`dminx` typo).
+fn check_template_grid(probe: &Probe, settings: &Settings) -> Result<()> {
+    let dmin = crate::detect::vertical_spacing(probe, settings.dmin);
+    let positions = crate::detect::grid_position_count(probe, dmin, settings.dminx);
+    let limit = MAX_TEMPLATE_POSITIONS_PER_CHANNEL * probe.len() as f64;
+    if positions <= limit {
+        return Ok(());
+    }
+    let name = if settings.dmin.is_some_and(|d| d < settings.dminx) { "dmin" } else { "dminx" };
+    let value = if name == "dmin" { dmin } else { settings.dminx };
+    Err(Error::InvalidSetting {
+        origin: "settings".into(),
+        name: name.into(),
+        value: value.to_string(),
+        reason: format!(
+            "the universal-template grid would have {positions:.0} positions for {} channels (more than {limit:.0}); \
+             dmin and dminx are spacings in µm: leave dmin unset (the probe's row spacing) and dminx at 32",
+            probe.len()
+        ),
+    })
 }
 
 /// The batching inputs taken from settings.

@@ -290,24 +290,45 @@ fn writes_every_file_phy_reads() {
 fn an_existing_folder_is_refused_without_overwrite() {
     let (dir, results, target) = scratch();
     fs::create_dir(&target).unwrap();
+    fs::write(target.join("kilosort-rs.json"), "{}").unwrap();
     fs::write(target.join("mine.txt"), "keep me").unwrap();
-    let err = ResultsFolder::create(&target, false).unwrap_err();
+    let err = ResultsFolder::create(&target, false, &[]).unwrap_err();
     assert!(matches!(err, Error::ResultsExist { .. }));
     let message = err.to_string();
     assert!(message.contains(&target.display().to_string()) && message.contains("--overwrite"), "{message}");
     assert!(matches!(write_results(&results, &target, false), Err(Error::ResultsExist { .. })));
+    assert_eq!(entries(&target), vec!["kilosort-rs.json", "mine.txt"]);
+    assert_eq!(entries(dir.path()), vec!["recording.bin", "results"]);
+}
+
+#[test]
+fn issue_22_overwrite_never_replaces_a_folder_that_is_not_ours() {
+    let (dir, results, target) = scratch();
+    fs::create_dir(&target).unwrap();
+    fs::write(target.join("mine.txt"), "keep me").unwrap();
+    let err = write_results(&results, &target, true).unwrap_err().to_string();
+    assert!(err.contains("never replaced"), "{err}");
     assert_eq!(entries(&target), vec!["mine.txt"]);
     assert_eq!(entries(dir.path()), vec!["recording.bin", "results"]);
 }
 
 #[test]
+fn an_empty_folder_receives_the_results() {
+    let (_dir, results, target) = scratch();
+    fs::create_dir(&target).unwrap();
+    write_results(&results, &target, false).unwrap();
+    assert!(target.join("params.py").exists());
+}
+
+#[test]
 fn a_folder_appearing_during_the_run_is_not_replaced() {
     let (dir, results, target) = scratch();
-    let mut folder = ResultsFolder::create(&target, false).unwrap();
+    let mut folder = ResultsFolder::create(&target, false, &[]).unwrap();
     folder.write_phy(&results).unwrap();
     fs::create_dir(&target).unwrap();
+    fs::write(target.join("kilosort-rs.json"), "{}").unwrap();
     assert!(matches!(folder.commit(), Err(Error::ResultsExist { .. })));
-    assert!(entries(&target).is_empty());
+    assert_eq!(entries(&target), vec!["kilosort-rs.json"]);
     assert_eq!(entries(dir.path()), vec!["recording.bin", "results"], "temporary folder removed");
 }
 
@@ -315,9 +336,10 @@ fn a_folder_appearing_during_the_run_is_not_replaced() {
 fn overwrite_replaces_the_whole_folder() {
     let (dir, results, target) = scratch();
     fs::create_dir_all(target.join(".phy")).unwrap();
+    fs::write(target.join("kilosort-rs.json"), "{}").unwrap();
     fs::write(target.join(".phy/cache"), "stale").unwrap();
     fs::write(target.join("old_plot.png"), "old").unwrap();
-    let mut folder = ResultsFolder::create(&target, true).unwrap();
+    let mut folder = ResultsFolder::create(&target, true, &[]).unwrap();
     folder.write_phy(&results).unwrap();
     folder.add_file("kilosort-rs.log", b"log").unwrap();
     folder.commit().unwrap();
@@ -331,7 +353,7 @@ fn overwrite_replaces_the_whole_folder() {
 fn a_failure_mid_write_leaves_no_folder() {
     let (dir, results, target) = scratch();
     {
-        let mut folder = ResultsFolder::create(&target, false).unwrap();
+        let mut folder = ResultsFolder::create(&target, false, &[]).unwrap();
         // Injected failure: a directory where a spike file must go, after the channel and
         // cluster files were written.
         fs::create_dir(folder.path().join("spike_clusters.npy")).unwrap();
@@ -343,7 +365,7 @@ fn a_failure_mid_write_leaves_no_folder() {
     assert_eq!(entries(dir.path()), vec!["recording.bin"], "temporary folder removed on drop");
 
     // A crash (no drop runs) leaves only the hidden temporary folder, which Phy cannot open.
-    let mut folder = ResultsFolder::create(&target, false).unwrap();
+    let mut folder = ResultsFolder::create(&target, false, &[]).unwrap();
     fs::create_dir(folder.path().join("amplitudes.npy")).unwrap();
     assert!(folder.write_phy(&results).is_err());
     let temp = folder.path().to_path_buf();
@@ -351,7 +373,7 @@ fn a_failure_mid_write_leaves_no_folder() {
     assert!(!target.exists() && !temp.join("params.py").exists());
     assert!(temp.file_name().unwrap().to_str().unwrap().starts_with(".results.tmp-"));
     // The next run of the same process id clears it.
-    drop(ResultsFolder::create(&target, false).unwrap());
+    drop(ResultsFolder::create(&target, false, &[]).unwrap());
     assert_eq!(entries(dir.path()), vec!["recording.bin"]);
 }
 
@@ -362,7 +384,7 @@ fn a_failed_overwrite_keeps_the_old_results() {
     let before = fs::read(target.join("spike_times.npy")).unwrap();
     let mut changed = results.clone();
     changed.spike_times[0] += 1;
-    let mut folder = ResultsFolder::create(&target, true).unwrap();
+    let mut folder = ResultsFolder::create(&target, true, &[]).unwrap();
     fs::create_dir(folder.path().join("pc_features.npy")).unwrap();
     assert!(folder.write_phy(&changed).is_err());
     drop(folder);
@@ -380,7 +402,8 @@ fn overwrite_never_deletes_the_recording() {
     assert!(err.to_string().contains("would delete"), "{err}");
     assert!(dat.exists());
     // A preprocessed copy written into the new folder itself may replace the old one.
-    let mut folder = ResultsFolder::create(&target, true).unwrap();
+    fs::write(target.join("kilosort-rs.json"), "{}").unwrap();
+    let mut folder = ResultsFolder::create(&target, true, &[]).unwrap();
     folder.write_phy(&results).unwrap();
     folder.add_file("recording.bin", b"new copy").unwrap();
     folder.commit().unwrap();
@@ -408,7 +431,7 @@ fn inconsistent_results_are_refused_before_writing() {
 #[test]
 fn extra_files_need_plain_names() {
     let (_dir, _results, target) = scratch();
-    let folder = ResultsFolder::create(&target, false).unwrap();
+    let folder = ResultsFolder::create(&target, false, &[]).unwrap();
     for bad in ["../escape.txt", "sub/file.txt", ".hidden", ""] {
         assert!(matches!(folder.add_file(bad, b"x"), Err(Error::ResultsFolder { .. })), "{bad:?}");
     }

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use kilosort::output_guard::{Occupant, check_free_space, check_output_folder};
 use kilosort::probe::write_kilosort_json;
 use ndarray::{Array1, Array2};
 use ndarray_npy::write_npy;
@@ -14,6 +15,9 @@ use super::random::{Stream, stream, uniform};
 use super::render::{Renderer, TEMPLATE_HALF_WIDTH};
 use super::trains::draw_spikes;
 use super::units::draw_units;
+
+/// The description every simulation folder holds: the mark of a folder this simulator wrote.
+pub const SIMULATION_FILE: &str = "simulation.json";
 
 /// What a simulation produced (also written to disk).
 #[derive(Debug, Clone)]
@@ -44,21 +48,19 @@ pub fn simulate(
     overwrite: bool,
     progress: &mut dyn FnMut(f64),
 ) -> kilosort::Result<SimulationSummary> {
-    let occupied = std::fs::read_dir(out).map(|mut entries| entries.next().is_some()).unwrap_or(out.exists());
-    if occupied && !overwrite {
-        return Err(kilosort::Error::BadRecording {
-            path: out.to_path_buf(),
-            detail: "the output folder already exists and is not empty; choose another or pass --overwrite".into(),
-        });
-    }
+    // Only an empty folder or an earlier simulation is replaced (never a user's files).
+    check_output_folder(out, SIMULATION_FILE, overwrite, &[])?;
     let probe = super::probes::resolve(&config.probe)?;
+    let n_chan_bin = probe.channel_map.iter().max().map_or(0, |&m| m as usize + 1);
+    let n_samples = (config.duration_s * config.fs) as u64;
+    let recording_bytes = n_samples.saturating_mul(2 * n_chan_bin as u64);
+    check_free_space(out, recording_bytes, &format!("a {} s recording", config.duration_s))?;
     let tmp = partial_path(out);
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(io("cannot clear", &tmp))?;
     }
     std::fs::create_dir_all(&tmp).map_err(io("cannot create", &tmp))?;
 
-    let n_chan_bin = probe.channel_map.iter().max().map_or(0, |&m| m as usize + 1);
     let mut rng = stream(config.seed, Stream::Channels);
     let noise_sd: Vec<f64> = (0..probe.len()).map(|_| config.noise_uv * uniform(&mut rng, 0.8, 1.2)).collect();
     let dc: Vec<f64> = (0..probe.len()).map(|_| uniform(&mut rng, -config.dc_offset_uv, config.dc_offset_uv)).collect();
@@ -68,7 +70,6 @@ pub fn simulate(
     let drift = DriftField::draw(&config.drift, config.seed, config.duration_s, y_range);
     let mut renderer = Renderer::new(config, &probe, &units, &events, drift.as_ref(), &noise_sd, &dc);
 
-    let n_samples = (config.duration_s * config.fs) as u64;
     let bin_path = tmp.join("recording.bin");
     let file = BlockFile::create(&bin_path).map_err(io("cannot create", &bin_path))?;
     let row_bytes = 2 * n_chan_bin;
@@ -125,14 +126,15 @@ pub fn simulate(
             "sign": "positive = units move towards larger y relative to the probe",
         })),
     });
-    write_json(&tmp.join("simulation.json"), &described)?;
+    write_json(&tmp.join(SIMULATION_FILE), &described)?;
     // score.py (SpikeInterface) reads meta.json: fs and n_samples.
     write_json(
         &tmp.join("meta.json"),
         &json!({"fs": config.fs, "n_samples": n_samples, "n_chan": n_chan_bin, "dtype": "int16", "name": config.preset}),
     )?;
 
-    if out.exists() {
+    // Checked again: something may have appeared there meanwhile.
+    if check_output_folder(out, SIMULATION_FILE, overwrite, &[])? == Occupant::OurFolder {
         std::fs::remove_dir_all(out).map_err(io("cannot replace", out))?;
     }
     std::fs::rename(&tmp, out).map_err(io("cannot move results into", out))?;

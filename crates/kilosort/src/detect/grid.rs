@@ -56,6 +56,25 @@ pub fn grid_axes(probe: &Probe, dmin: f64, dminx: f64) -> (Vec<f64>, Vec<f64>) {
     (yup, xup)
 }
 
+/// Number of grid positions [`grid_axes`] makes (per shank, rows × columns), counted without
+/// building the grid, so an absurd spacing can be refused first.
+pub fn grid_position_count(probe: &Probe, dmin: f64, dminx: f64) -> f64 {
+    probe
+        .shank_ids()
+        .into_iter()
+        .map(|shank| {
+            let on_shank = |v: &[f32]| -> Vec<f64> {
+                v.iter().zip(&probe.shank).filter(|(_, s)| **s == shank).map(|(&v, _)| v as f64).collect()
+            };
+            let (xmin, xmax) = min_max(&on_shank(&probe.x));
+            let (ymin, ymax) = min_max(&on_shank(&probe.y));
+            let rows = ((ymax + RANGE_SLACK_UM - ymin) / (dmin / 2.0)).ceil().max(1.0);
+            let columns = ((xmax - xmin) / (dminx / 2.0)).round() + 1.0;
+            rows * columns
+        })
+        .sum()
+}
+
 fn min_max(v: &[f64]) -> (f64, f64) {
     v.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| (lo.min(x), hi.max(x)))
 }

@@ -16,7 +16,7 @@ use ndarray::Array3;
 use rayon::prelude::*;
 
 pub use basis::{BUILTIN_N_PCS, BUILTIN_N_TEMPLATES, BUILTIN_NT, TemporalBasis};
-pub use grid::{TemplateGrid, grid_axes, vertical_spacing};
+pub use grid::{TemplateGrid, grid_axes, grid_position_count, vertical_spacing};
 pub use learn::{MAX_SNIPPETS, SNIPPET_BATCH_STRIDE, isolated_snippets, learn_basis};
 pub use universal::{BatchDetections, DetectionScratch, UniversalMatcher};
 

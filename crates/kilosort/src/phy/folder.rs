@@ -11,8 +11,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::output_guard::{Occupant, check_output_folder};
 
-use super::PhyResults;
+use super::{PROVENANCE_FILE, PhyResults};
 
 /// A results folder being written. Files go into [`ResultsFolder::path`]; [`ResultsFolder::commit`]
 /// puts the folder in place. Dropped without a commit, the temporary folder is deleted.
@@ -21,17 +22,22 @@ pub struct ResultsFolder {
     target: PathBuf,
     temp: PathBuf,
     overwrite: bool,
+    /// The run's inputs (recording, probe, settings), which the target may not be or hold.
+    inputs: Vec<PathBuf>,
     /// Files the old folder must not lose silently (the recording named in `params.py`).
     protected: Vec<PathBuf>,
     committed: bool,
 }
 
 impl ResultsFolder {
-    /// Starts writing results for `target`.
+    /// Starts writing results for `target`, a run that reads `inputs` (recording, probe, settings).
     ///
-    /// Fails now, before any work, if `target` exists and `overwrite` is false. Creates the
-    /// target's parent folders and the temporary folder `.<name>.tmp-<pid>` beside the target.
-    pub fn create(target: &Path, overwrite: bool) -> Result<Self> {
+    /// Fails now, before any work, unless `target` may be replaced (see
+    /// [`check_output_folder`]): it does not exist, is an empty folder, or is an earlier results
+    /// folder of ours and `overwrite` is set; and it neither is nor holds one of `inputs`.
+    /// Creates the target's parent folders and the temporary folder `.<name>.tmp-<pid>` beside
+    /// the target.
+    pub fn create(target: &Path, overwrite: bool, inputs: &[PathBuf]) -> Result<Self> {
         let target = std::path::absolute(target).map_err(|e| Error::io("cannot resolve", target, e))?;
         let (Some(parent), Some(name)) = (target.parent(), target.file_name()) else {
             return Err(Error::ResultsFolder {
@@ -39,9 +45,7 @@ impl ResultsFolder {
                 detail: "is not a folder that can be created; name a results folder such as `kilosort4`".into(),
             });
         };
-        if exists(&target) && !overwrite {
-            return Err(Error::ResultsExist { path: target });
-        }
+        check_output_folder(&target, PROVENANCE_FILE, overwrite, inputs)?;
         fs::create_dir_all(parent).map_err(|e| Error::io("cannot create folder", parent, e))?;
         let temp = parent.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
         if exists(&temp) {
@@ -49,7 +53,8 @@ impl ResultsFolder {
             remove(&temp).map_err(|e| Error::io("cannot remove stale temporary folder", &temp, e))?;
         }
         fs::create_dir(&temp).map_err(|e| Error::io("cannot create folder", &temp, e))?;
-        Ok(ResultsFolder { target, temp, overwrite, protected: Vec::new(), committed: false })
+        let inputs = inputs.to_vec();
+        Ok(ResultsFolder { target, temp, overwrite, inputs, protected: Vec::new(), committed: false })
     }
 
     /// The temporary folder that files are written into (not the final location).
@@ -86,17 +91,18 @@ impl ResultsFolder {
 
     /// Puts the folder in place and returns its path.
     ///
-    /// If the target appeared meanwhile and `overwrite` is false, fails with
-    /// [`Error::ResultsExist`]. With `overwrite`, refuses to replace a folder that holds the
-    /// recording itself, since replacing would delete it.
+    /// The target is checked again, as in [`create`](Self::create), since something may have
+    /// appeared there during the run. Refuses to replace a folder that holds the recording
+    /// itself, since replacing would delete it.
     pub fn commit(mut self) -> Result<PathBuf> {
-        if !exists(&self.target) {
-            fs::rename(&self.temp, &self.target).map_err(|e| Error::io("cannot move results into", &self.target, e))?;
-        } else if !self.overwrite {
-            return Err(Error::ResultsExist { path: self.target.clone() });
-        } else {
-            self.check_no_recording_inside()?;
-            self.replace()?;
+        match check_output_folder(&self.target, PROVENANCE_FILE, self.overwrite, &self.inputs)? {
+            // Renaming a folder onto an empty one replaces it in one step.
+            Occupant::Nothing | Occupant::EmptyFolder => fs::rename(&self.temp, &self.target)
+                .map_err(|e| Error::io("cannot move results into", &self.target, e))?,
+            Occupant::OurFolder => {
+                self.check_no_recording_inside()?;
+                self.replace()?;
+            }
         }
         self.committed = true;
         Ok(self.target.clone())

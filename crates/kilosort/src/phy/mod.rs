@@ -8,7 +8,8 @@
 //! ```no_run
 //! # fn demo(results: &kilosort::phy::PhyResults, png: &[u8]) -> kilosort::Result<()> {
 //! use kilosort::phy::ResultsFolder;
-//! let mut folder = ResultsFolder::create(std::path::Path::new("data/kilosort4"), false)?;
+//! let inputs = [std::path::PathBuf::from("data/rec.bin")]; // never replaced, nor a folder holding it
+//! let mut folder = ResultsFolder::create(std::path::Path::new("data/kilosort4"), false, &inputs)?;
 //! folder.write_phy(results)?;
 //! folder.add_file("drift_amount.png", png)?;
 //! folder.commit()?;
@@ -147,9 +148,10 @@ pub struct StageTiming {
 
 /// Writes `results` as a Phy folder at `dir`, atomically (see [`ResultsFolder`]).
 ///
-/// An existing `dir` is an error unless `overwrite`, in which case it is replaced as a whole.
+/// An existing `dir` is an error unless it is empty, or an earlier results folder of ours and
+/// `overwrite` is set, in which case it is replaced as a whole. It may not hold the recording.
 pub fn write_results(results: &PhyResults, dir: &Path, overwrite: bool) -> Result<PathBuf> {
-    let mut folder = ResultsFolder::create(dir, overwrite)?;
+    let mut folder = ResultsFolder::create(dir, overwrite, &results.params.dat_path)?;
     folder.write_phy(results)?;
     folder.commit()
 }

@@ -12,6 +12,11 @@ pub mod value;
 use std::path::{Path, PathBuf};
 
 use crate::detect::{BUILTIN_N_PCS, BUILTIN_NT};
+
+/// A batch shorter than this many waveform windows is mostly padding (each side adds `nt`), and
+/// its per-batch statistics (drift fingerprints, peaks) are noise: `batch_size 10` ran 30 000
+/// batches a minute and sorted garbage.
+pub const MIN_BATCH_WINDOWS: usize = 5;
 use crate::error::{Error, Result};
 use crate::io::Dtype;
 pub use table::{Parameter, Stage};
@@ -377,6 +382,18 @@ impl Settings {
                 "tmax",
                 self.tmax.to_string(),
                 &format!("tmax must be greater than tmin = {} s", self.tmin),
+            ));
+        }
+        if self.batch_size < MIN_BATCH_WINDOWS * self.nt {
+            return Err(invalid(
+                "batch_size",
+                self.batch_size.to_string(),
+                &format!(
+                    "a batch must hold at least {MIN_BATCH_WINDOWS} waveform windows (nt = {}), i.e. {} samples; \
+                     Kilosort4's default is 60000 (2 s at 30 kHz)",
+                    self.nt,
+                    MIN_BATCH_WINDOWS * self.nt
+                ),
             ));
         }
         if let Some(nt0min) = self.nt0min
