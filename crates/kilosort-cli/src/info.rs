@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use kilosort::Plan;
-use kilosort::io::{BatchReader, BinaryRecording};
+use kilosort::io::{BatchReader, Recording};
 use kilosort::preprocess::Preprocessor;
 use kilosort::progress::NoProgress;
 
@@ -17,7 +17,7 @@ const RMS_BATCHES: usize = 8;
 
 pub fn run(files: &[PathBuf], probe_arg: Option<&str>, args: &SettingsArgs, preprocessed: bool) -> Result<()> {
     let session = Session::open(files, probe_arg, args)?;
-    print_summary(&session.recording, &session.plan, &session.probe_name);
+    print_summary(session.recording.as_ref(), &session.plan, &session.probe_name);
     let reader = session.reader();
     print_rms(&reader, &session.plan);
     if preprocessed {
@@ -62,9 +62,9 @@ fn print_whitened_noise(reader: &BatchReader, plan: &Plan) {
     }
 }
 
-fn print_summary(recording: &BinaryRecording, plan: &Plan, probe_name: &str) {
+fn print_summary(recording: &dyn Recording, plan: &Plan, probe_name: &str) {
     let s = &plan.settings;
-    let files: Vec<String> = recording.paths().map(|p| p.display().to_string()).collect();
+    let files: Vec<String> = recording.paths().iter().map(|p| p.display().to_string()).collect();
     let total = recording.total_samples();
     let l = &plan.layout;
     println!("recording   {}", files.join(" + "));

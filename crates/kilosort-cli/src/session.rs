@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
-use kilosort::io::{BatchReader, BinaryRecording};
+use kilosort::io::{BatchReader, OpenOptions, Recording, open_recording, settings_for_recording};
 use kilosort::output_guard::is_within;
 use kilosort::plan::resolve_probe;
 use kilosort::{Plan, Probe, Settings};
@@ -12,7 +12,7 @@ use crate::settings_args::SettingsArgs;
 
 /// A recording opened and checked against its settings and probe.
 pub struct Session {
-    pub recording: BinaryRecording,
+    pub recording: Box<dyn Recording>,
     pub plan: Plan,
     /// How the probe was chosen, for messages.
     pub probe_name: String,
@@ -31,14 +31,17 @@ impl Session {
         if let Some(arg) = probe_arg {
             use_probe_argument(&mut settings, arg)?;
         }
+        let recording = open_recording(&settings.filename, &OpenOptions::from_settings(&settings))?;
+        let settings = settings_for_recording(&settings, recording.as_ref())?;
         settings.validate("command line")?;
-        let n_chan_bin = settings.n_chan_bin.expect("validated");
-        let recording = BinaryRecording::open(&settings.filename, n_chan_bin, settings.data_dtype)?;
-        let (probe, probe_name) = match resolve_probe(&settings)? {
-            Some(probe) => (probe, probe_arg.map_or_else(|| probe_setting_name(&settings), str::to_string)),
-            None => (every_channel(n_chan_bin), "none given: all channels in file order".to_string()),
+        let (probe, probe_name) = match (resolve_probe(&settings)?, recording.probe()) {
+            (Some(probe), _) => (probe, probe_arg.map_or_else(|| probe_setting_name(&settings), str::to_string)),
+            (None, Some(probe)) => (probe, recording.probe_source().unwrap_or_else(|| "from the recording".into())),
+            (None, None) => {
+                (every_channel(recording.n_chan_bin()), "none given: all channels in file order".to_string())
+            }
         };
-        let plan = Plan::new(&settings, &probe, &recording)?;
+        let plan = Plan::new(&settings, &probe, recording.as_ref())?;
         Ok(Session { recording, plan, probe_name, settings_file: args.file.clone() })
     }
 
@@ -56,7 +59,7 @@ impl Session {
     /// A reader over another window/batching of the same recording and channels.
     pub fn reader_with(&self, layout: kilosort::io::BatchLayout) -> BatchReader<'_> {
         let s = &self.plan.settings;
-        BatchReader::new(&self.recording, layout, self.plan.probe.channel_map.clone(), s.scale, s.shift)
+        BatchReader::new(self.recording.as_ref(), layout, self.plan.probe.channel_map.clone(), s.scale, s.shift)
     }
 }
 

@@ -44,13 +44,13 @@ pub fn run(args: &SortArgs) -> Result<()> {
     // Refuse an existing folder before the long work, not after.
     let mut folder = ResultsFolder::create(&target, args.overwrite, &session.inputs())?;
     let progress = StderrProgress::new(args.quiet);
-    let out = kilosort::pipeline::sort(&session.recording, &session.plan, &progress)?;
+    let out = kilosort::pipeline::sort(session.recording.as_ref(), &session.plan, &progress)?;
     let sorted_at = start.elapsed().as_secs_f64();
     let mut log = run_log(&out, &session, sorted_at);
     kilosort::phy::write_drift_plots(&out, &session.plan, folder.path())?;
     kilosort::phy::write_diagnostic_plots(&out, &session.plan, folder.path())?;
     // The export consumes the sort, so its per-spike tables are not held twice.
-    let results = PhyResults::from_sort(out, &session.plan, &session.recording, &session.probe_name);
+    let results = PhyResults::from_sort(out, &session.plan, session.recording.as_ref(), &session.probe_name);
     folder.write_phy(&results)?;
     drop(results);
     log_export(&mut log, start.elapsed().as_secs_f64() - sorted_at, start.elapsed().as_secs_f64());

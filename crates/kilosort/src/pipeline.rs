@@ -9,7 +9,7 @@ use crate::cluster::{ClusterInput, Clustering, cluster_spikes};
 use crate::detect::{self, Features, TemplateGrid, TemporalBasis, UniversalSpikes};
 use crate::drift::{DriftCorrector, DriftModel, DriftSpikes, estimate_drift};
 use crate::error::{Error, Result};
-use crate::io::{BatchReader, BinaryRecording};
+use crate::io::{BatchReader, Recording};
 use crate::matching::{
     LabelledSpikes, MatchedBatch, MatchingOptions, MergeOptions, TemplateMatcher, learned_templates, merge_templates,
 };
@@ -164,7 +164,7 @@ impl BatchSource for PreparedBatches<'_> {
 }
 
 /// Sorts `recording` as `plan` says.
-pub fn sort(recording: &BinaryRecording, plan: &Plan, progress: &dyn Progress) -> Result<SortOutput> {
+pub fn sort(recording: &dyn Recording, plan: &Plan, progress: &dyn Progress) -> Result<SortOutput> {
     let s = &plan.settings;
     let mut timings = Timings::default();
     let reader = BatchReader::new(recording, plan.layout, plan.probe.channel_map.clone(), s.scale, s.shift);

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
-use crate::io::{BatchLayout, BatchOptions, BinaryRecording, find_binary};
+use crate::io::{BatchLayout, BatchOptions, Recording, find_binary};
 use crate::probe::Probe;
 use crate::settings::Settings;
 
@@ -30,7 +30,7 @@ pub struct Plan {
 
 impl Plan {
     /// Checks `settings` against `probe` and `recording` and derives the run's sizes.
-    pub fn new(settings: &Settings, probe: &Probe, recording: &BinaryRecording) -> Result<Self> {
+    pub fn new(settings: &Settings, probe: &Probe, recording: &dyn Recording) -> Result<Self> {
         let origin = "settings";
         settings.validate(origin)?;
         let n_chan_bin = settings.n_chan_bin.expect("validate checks n_chan_bin");
@@ -93,7 +93,7 @@ fn check_channels_remain(probe: &Probe, settings: &Settings) -> Result<()> {
 
 /// A file with fewer samples than a waveform window, or fewer samples than channels, is almost
 /// always read with the wrong `n_chan_bin` (samples and channels swapped, or the byte count).
-fn check_not_swapped(recording: &BinaryRecording, nt: usize) -> Result<()> {
+fn check_not_swapped(recording: &dyn Recording, nt: usize) -> Result<()> {
     let (samples, channels) = (recording.total_samples(), recording.n_chan_bin() as u64);
     if samples >= nt as u64 && samples >= channels {
         return Ok(());
@@ -109,7 +109,7 @@ fn check_not_swapped(recording: &BinaryRecording, nt: usize) -> Result<()> {
 }
 
 /// Refuses a batch layout whose buffers alone would not fit in the memory available now.
-fn check_batch_memory(layout: &BatchLayout, n_channels: usize, recording: &BinaryRecording) -> Result<()> {
+fn check_batch_memory(layout: &BatchLayout, n_channels: usize, recording: &dyn Recording) -> Result<()> {
     let Some(available) = crate::timing::available_memory_bytes() else { return Ok(()) };
     let batch_bytes = (layout.padded_len() * n_channels * std::mem::size_of::<f32>()) as u64;
     let buffers = (BATCH_BUFFERS_PER_THREAD * rayon::current_num_threads() + 2) as u64;
@@ -197,7 +197,7 @@ pub fn resolve_probe(settings: &Settings) -> Result<Option<Probe>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::io::Dtype;
+    use crate::io::{BinaryRecording, Dtype};
 
     fn recording(dir: &std::path::Path, n_chan: usize, samples: usize) -> BinaryRecording {
         let path = dir.join("rec.bin");

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use kilosort::Probe;
-use kilosort::io::{BatchLayout, BatchOptions, BatchReader, BinaryRecording, Dtype};
+use kilosort::io::{BatchLayout, BatchOptions, BatchReader, BinaryRecording, Dtype, Recording};
 use kilosort::probe::builtin;
 use kilosort::settings::Settings;
 use ndarray::{Array3, s};

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
-use super::Dtype;
+use super::{Dtype, Recording};
 use crate::error::{Error, Result};
 
 /// Samples read between releases of the mapped pages (1.5 MB at 385 int16 channels).
@@ -50,72 +50,6 @@ impl BinaryRecording {
         Ok(BinaryRecording { segments, n_chan_bin, dtype, total_samples })
     }
 
-    /// Total samples over all files.
-    pub fn total_samples(&self) -> u64 {
-        self.total_samples
-    }
-
-    /// Channels (rows) per sample in the file.
-    pub fn n_chan_bin(&self) -> usize {
-        self.n_chan_bin
-    }
-
-    /// Sample type.
-    pub fn dtype(&self) -> Dtype {
-        self.dtype
-    }
-
-    /// The files, in time order.
-    pub fn paths(&self) -> impl Iterator<Item = &Path> {
-        self.segments.iter().map(|s| s.path.as_path())
-    }
-
-    /// The first file, used to name the recording in messages.
-    pub fn path(&self) -> &Path {
-        &self.segments[0].path
-    }
-
-    /// Reads samples `[start, end)` (absolute) of the given file rows into `out`, channel-major:
-    /// `out[k * stride + (s - start)]` receives row `channels[k]` at sample `s`, converted to f32.
-    ///
-    /// # Panics
-    /// If the range exceeds the recording or `out` is too small: callers compute both from a
-    /// validated [`super::BatchLayout`] and probe.
-    pub fn read_channels(&self, start: u64, end: u64, channels: &[u32], out: &mut [f32], stride: usize) {
-        let size = self.dtype.size();
-        self.for_each_piece(start, end, |bytes, first| {
-            for (i, row) in bytes.chunks_exact(self.n_chan_bin * size).enumerate() {
-                for (k, &c) in channels.iter().enumerate() {
-                    let offset = c as usize * size;
-                    out[k * stride + first + i] = self.dtype.decode(&row[offset..offset + size]);
-                }
-            }
-        });
-    }
-
-    /// Reads samples `[start, end)` (absolute) of the given file rows into `out`, time-major as
-    /// the file is: `out[(s - start) * channels.len() + k]` receives row `channels[k]` at sample
-    /// `s`, converted to f32.
-    ///
-    /// # Panics
-    /// As [`Self::read_channels`].
-    pub fn read_samples(&self, start: u64, end: u64, channels: &[u32], out: &mut [f32]) {
-        let n = channels.len();
-        assert!(out.len() >= (end - start) as usize * n, "output too small for [{start}, {end})");
-        let size = self.dtype.size();
-        let row_bytes = self.n_chan_bin * size;
-        self.for_each_piece(start, end, |bytes, first| {
-            let out = &mut out[first * n..(first + bytes.len() / row_bytes) * n];
-            // One loop per dtype, so the decoding is not re-dispatched per value.
-            match self.dtype {
-                Dtype::Int16 => {
-                    gather_rows(bytes, row_bytes, size, channels, out, |b| i16::from_le_bytes([b[0], b[1]]) as f32)
-                }
-                dtype => gather_rows(bytes, row_bytes, size, channels, out, |b| dtype.decode(b)),
-            }
-        });
-    }
-
     /// Calls `read(bytes, first)` on the raw rows of samples `[start, end)` in pieces of at most
     /// [`SAMPLES_PER_PIECE`] within one file (`first`: the piece's first sample relative to
     /// `start`), releasing each piece's pages after it, so a read never holds more than one
@@ -150,6 +84,75 @@ impl BinaryRecording {
     fn segment_of(&self, sample: u64) -> &Segment {
         let i = self.segments.partition_point(|s| s.first_sample + s.n_samples <= sample);
         &self.segments[i]
+    }
+}
+
+impl Recording for BinaryRecording {
+    /// Total samples over all files.
+    fn total_samples(&self) -> u64 {
+        self.total_samples
+    }
+
+    /// Channels (rows) per sample in the file.
+    fn n_chan_bin(&self) -> usize {
+        self.n_chan_bin
+    }
+
+    /// Sample type.
+    fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+
+    /// The files, in time order.
+    fn paths(&self) -> Vec<PathBuf> {
+        self.segments.iter().map(|s| s.path.clone()).collect()
+    }
+
+    /// The first file, used to name the recording in messages.
+    fn path(&self) -> &Path {
+        &self.segments[0].path
+    }
+
+    // Channel-major reads straight from the map (the default would go through a copy).
+    /// Reads samples `[start, end)` (absolute) of the given file rows into `out`, channel-major:
+    /// `out[k * stride + (s - start)]` receives row `channels[k]` at sample `s`, converted to f32.
+    ///
+    /// # Panics
+    /// If the range exceeds the recording or `out` is too small: callers compute both from a
+    /// validated [`super::BatchLayout`] and probe.
+    fn read_channels(&self, start: u64, end: u64, channels: &[u32], out: &mut [f32], stride: usize) {
+        let size = self.dtype.size();
+        self.for_each_piece(start, end, |bytes, first| {
+            for (i, row) in bytes.chunks_exact(self.n_chan_bin * size).enumerate() {
+                for (k, &c) in channels.iter().enumerate() {
+                    let offset = c as usize * size;
+                    out[k * stride + first + i] = self.dtype.decode(&row[offset..offset + size]);
+                }
+            }
+        });
+    }
+
+    /// Reads samples `[start, end)` (absolute) of the given file rows into `out`, time-major as
+    /// the file is: `out[(s - start) * channels.len() + k]` receives row `channels[k]` at sample
+    /// `s`, converted to f32.
+    ///
+    /// # Panics
+    /// As [`Self::read_channels`].
+    fn read_samples(&self, start: u64, end: u64, channels: &[u32], out: &mut [f32]) {
+        let n = channels.len();
+        assert!(out.len() >= (end - start) as usize * n, "output too small for [{start}, {end})");
+        let size = self.dtype.size();
+        let row_bytes = self.n_chan_bin * size;
+        self.for_each_piece(start, end, |bytes, first| {
+            let out = &mut out[first * n..(first + bytes.len() / row_bytes) * n];
+            // One loop per dtype, so the decoding is not re-dispatched per value.
+            match self.dtype {
+                Dtype::Int16 => {
+                    gather_rows(bytes, row_bytes, size, channels, out, |b| i16::from_le_bytes([b[0], b[1]]) as f32)
+                }
+                dtype => gather_rows(bytes, row_bytes, size, channels, out, |b| dtype.decode(b)),
+            }
+        });
     }
 }
 

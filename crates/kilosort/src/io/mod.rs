@@ -1,12 +1,14 @@
 //! Reading raw recordings: memory-mapped binary files, the analysed window, padded batches.
 //!
-//! [`BinaryRecording`] maps the file(s); [`BatchLayout`] decides the window and batches from the
+//! Every reader implements [`Recording`]; [`BinaryRecording`] maps flat binary file(s); [`BatchLayout`] decides the window and batches from the
 //! settings; [`BatchReader`] combines them with the probe's channel map and yields
 //! [`PaddedBatch`]es (channels × `NT + 2·nt`, f32), sequentially or as a rayon parallel iterator.
 
 mod batches;
 mod binary;
 mod dtype;
+mod open;
+mod recording;
 
 use ndarray::Array2;
 use rayon::prelude::*;
@@ -14,6 +16,8 @@ use rayon::prelude::*;
 pub use batches::{BatchLayout, BatchOptions, ReadSpan};
 pub use binary::{BinaryRecording, find_binary};
 pub use dtype::Dtype;
+pub use open::{Format, N_CHAN_BIN_FIX, OpenOptions, open_recording, settings_for_recording};
+pub use recording::Recording;
 
 /// One padded batch of raw data.
 #[derive(Debug, Clone)]
@@ -29,7 +33,7 @@ pub struct PaddedBatch {
 /// Reads padded batches of the probe's channels from a recording.
 #[derive(Debug, Clone)]
 pub struct BatchReader<'a> {
-    recording: &'a BinaryRecording,
+    recording: &'a dyn Recording,
     layout: BatchLayout,
     channels: Vec<u32>,
     scale: Option<f32>,
@@ -41,7 +45,7 @@ impl<'a> BatchReader<'a> {
     ///
     /// The layout and channels must come from this recording (see [`crate::Plan`]).
     pub fn new(
-        recording: &'a BinaryRecording,
+        recording: &'a dyn Recording,
         layout: BatchLayout,
         channels: Vec<u32>,
         scale: Option<f64>,

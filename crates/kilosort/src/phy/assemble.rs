@@ -3,7 +3,7 @@
 use ndarray::{Array2, Array3};
 
 use super::{DriftOutputs, PhyParams, PhyResults, Provenance, StageTiming};
-use crate::io::BinaryRecording;
+use crate::io::Recording;
 use crate::pipeline::SortOutput;
 use crate::plan::Plan;
 use crate::postprocess::{self, TEMPLATE_FEATURE_COUNT};
@@ -13,7 +13,7 @@ impl PhyResults {
     ///
     /// Takes the sort so the PC features can be made in the memory of the matching features:
     /// the export then holds one table of features per spike, not two.
-    pub fn from_sort(mut sort: SortOutput, plan: &Plan, recording: &BinaryRecording, probe_name: &str) -> Self {
+    pub fn from_sort(mut sort: SortOutput, plan: &Plan, recording: &dyn Recording, probe_name: &str) -> Self {
         let features = std::mem::take(&mut sort.spikes.features);
         let spikes = &sort.spikes;
         let channels = sort.spike_channels();
@@ -55,7 +55,7 @@ impl PhyResults {
             whitening_mat: sort.preprocessor.whitening.matrix.clone(),
             whitening_mat_inv: sort.preprocessor.whitening.inverse_for_phy(),
             params: PhyParams {
-                dat_path: recording.paths().map(|p| p.to_path_buf()).collect(),
+                dat_path: recording.paths(),
                 n_channels_dat: recording.n_chan_bin(),
                 dtype: recording.dtype(),
                 offset: 0,

@@ -344,11 +344,7 @@ impl Settings {
             reason: reason.into(),
         };
         if self.n_chan_bin.is_none() {
-            return Err(Error::MissingSetting {
-                name: "n_chan_bin",
-                fix: "give the number of channels in the binary file (e.g. --n-chan-bin 385 for Neuropixels 1.0 \
-                      with a sync channel, or \"n_chan_bin\": 385 in the settings file)",
-            });
+            return Err(Error::MissingSetting { name: "n_chan_bin", fix: crate::io::N_CHAN_BIN_FIX });
         }
         if self.nt.is_multiple_of(2) {
             return Err(invalid(
