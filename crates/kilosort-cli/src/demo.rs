@@ -59,6 +59,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         files: vec![recording.join("recording.bin")],
         probe: Some(recording.join("probe.json").display().to_string()),
         overwrite: true,
+        save_extra_vars: false,
         quiet: false,
         settings,
     })?;

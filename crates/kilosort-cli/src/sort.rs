@@ -26,6 +26,10 @@ pub struct SortArgs {
     /// Replace an existing results folder (atomically).
     #[arg(long)]
     pub overwrite: bool,
+    /// Also write the intermediate results (Kilosort4's `save_extra_vars`): st0.npy, clu0.npy,
+    /// Wall0.npy (universal detections, first clustering) and Wall3.npy (learned templates).
+    #[arg(long)]
+    pub save_extra_vars: bool,
     /// No progress output.
     #[arg(long, short)]
     pub quiet: bool,
@@ -49,6 +53,9 @@ pub fn run(args: &SortArgs) -> Result<()> {
     let mut log = run_log(&out, &session, sorted_at);
     kilosort::phy::write_drift_plots(&out, &session.plan, folder.path())?;
     kilosort::phy::write_diagnostic_plots(&out, &session.plan, folder.path())?;
+    if args.save_extra_vars {
+        kilosort::phy::write_extra_vars(&out, folder.path())?;
+    }
     // The export consumes the sort, so its per-spike tables are not held twice.
     let results = PhyResults::from_sort(out, &session.plan, session.recording.as_ref(), &session.probe_name);
     folder.write_phy(&results)?;

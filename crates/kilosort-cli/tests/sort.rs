@@ -81,6 +81,19 @@ fn demo_sorts_a_simulated_recording_into_a_complete_phy_folder() {
     let msg = String::from_utf8_lossy(&refused.stderr);
     assert!(msg.contains("--overwrite"), "{msg}");
     assert_eq!(read_i64(&results.join("spike_times.npy")), times, "the old results are untouched");
+
+    // Our own folder is replaced with --overwrite; --save-extra-vars adds the stage outputs.
+    ok(&[&args[..], &["--overwrite", "--save-extra-vars", "-q"]].concat());
+    assert_eq!(read_i64(&results.join("spike_times.npy")), times, "the same sort again");
+    let st0: ndarray::Array2<f64> = ndarray_npy::read_npy(results.join("st0.npy")).unwrap();
+    let clu0 = read_i64(&results.join("clu0.npy"));
+    let wall0: ndarray::Array3<f32> = ndarray_npy::read_npy(results.join("Wall0.npy")).unwrap();
+    let wall3: ndarray::Array3<f32> = ndarray_npy::read_npy(results.join("Wall3.npy")).unwrap();
+    let wpca: ndarray::Array2<f32> = ndarray_npy::read_npy(results.join("wPCA.npy")).unwrap();
+    assert_eq!((st0.ncols(), clu0.len()), (3, st0.nrows()));
+    assert_eq!(clu0.iter().max().map(|&m| m as usize + 1), Some(wall0.dim().0));
+    assert_eq!((wall0.dim().1, wall0.dim().2, wall3.dim().1, wall3.dim().2), (64, 6, 6, 64));
+    assert_eq!(wpca.dim(), (6, 61));
 }
 
 #[cfg(unix)]

@@ -42,6 +42,9 @@ pub struct SortOutput {
     pub n_universal_spikes: usize,
     /// Clusters of the first clustering.
     pub n_first_clusters: usize,
+    /// The universal detections and their first-clustering labels and templates, without the
+    /// features (Kilosort4's `st0`, `clu0`, `Wall0`): for stage-by-stage comparisons.
+    pub first_stage: FirstStage,
     /// Learned templates used for matching pursuit `(K, Nchan, nPC)`.
     pub learned_templates: Array3<f32>,
     /// Peak channel of each learned template.
@@ -63,6 +66,21 @@ pub struct SortOutput {
     pub contamination: Vec<f64>,
     /// Stage timings.
     pub timings: Timings,
+}
+
+/// What the universal detection and the first clustering produced (a few bytes a spike).
+#[derive(Debug, Clone)]
+pub struct FirstStage {
+    /// Sample of each universal detection (window centre), relative to the analysed window.
+    pub sample: Vec<i64>,
+    /// Grid position of each detection's best universal template.
+    pub template: Vec<u32>,
+    /// Best |projection| of each detection.
+    pub amplitude: Vec<f32>,
+    /// First-clustering label of each detection (`clu0`).
+    pub labels: Vec<u32>,
+    /// First-clustering templates `(K, Nchan, nPC)` (`Wall0`).
+    pub templates: Array3<f32>,
 }
 
 /// The final spike table, time-sorted, after duplicate removal.
@@ -182,6 +200,13 @@ pub fn sort(recording: &dyn Recording, plan: &Plan, progress: &dyn Progress) -> 
     let first = timings.stage("first clustering", || first_clustering(&universal, &grid, plan, progress))?;
     // The universal features (240 bytes a spike) are not needed after the first clustering.
     let n_universal_spikes = universal.len();
+    let first_stage = FirstStage {
+        sample: universal.sample.clone(),
+        template: universal.template.clone(),
+        amplitude: universal.amplitude.clone(),
+        labels: first.labels.clone(),
+        templates: first.templates.clone(),
+    };
     drop(universal);
     let learned = timings.stage("learned templates", || {
         learned_templates(first.templates.view(), &cluster_sizes(&first.labels, first.n_clusters()), &basis)
@@ -203,6 +228,7 @@ pub fn sort(recording: &dyn Recording, plan: &Plan, progress: &dyn Progress) -> 
         grid,
         n_universal_spikes,
         n_first_clusters: first.n_clusters(),
+        first_stage,
         learned_peak_channels: matcher.peak_channels().to_vec(),
         nearest_channels: matcher.nearest_channels().to_owned(),
         nearest_within_limit: matcher.nearest_channel_mask().to_owned(),

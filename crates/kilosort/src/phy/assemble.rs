@@ -105,6 +105,29 @@ pub fn waveforms(templates: &Array3<f32>, pcs: &Array2<f32>) -> Array3<f32> {
     out
 }
 
+/// Writes the intermediate results Kilosort4 users compare stages with (`save_extra_vars`):
+/// `st0.npy` (universal detections: sample relative to the window, grid position, amplitude),
+/// `clu0.npy` and `Wall0.npy` (first clustering), `Wall3.npy` (learned templates, `(K, nPC,
+/// Nchan)` as Kilosort4 holds them), `wPCA.npy` (the temporal basis).
+pub fn write_extra_vars(sort: &SortOutput, dir: &std::path::Path) -> crate::Result<()> {
+    let first = &sort.first_stage;
+    let st0 = ndarray::Array2::from_shape_fn((first.sample.len(), 3), |(i, c)| match c {
+        0 => first.sample[i] as f64,
+        1 => first.template[i] as f64,
+        _ => first.amplitude[i] as f64,
+    });
+    super::files::npy(dir, "st0.npy", &st0)?;
+    super::files::npy(
+        dir,
+        "clu0.npy",
+        &ndarray::Array1::from(first.labels.iter().map(|&l| l as i64).collect::<Vec<_>>()),
+    )?;
+    super::files::npy(dir, "Wall0.npy", &first.templates)?;
+    super::files::npy(dir, "wPCA.npy", &sort.basis.pcs)?;
+    let learned = sort.learned_templates.view().permuted_axes([0, 2, 1]);
+    super::files::npy(dir, "Wall3.npy", &learned.as_standard_layout())
+}
+
 /// Writes Kilosort4's drift figures (`drift_amount.png`, `drift_scatter.png`) into `dir` when
 /// the sort estimated drift; nothing otherwise.
 pub fn write_drift_plots(sort: &SortOutput, plan: &Plan, dir: &std::path::Path) -> crate::Result<()> {

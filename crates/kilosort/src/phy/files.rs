@@ -155,7 +155,7 @@ fn provenance_json(r: &PhyResults) -> Result<String> {
     Ok(format!("{head},\n  \"settings\": {settings}\n}}\n"))
 }
 
-fn npy<A, S, D>(dir: &Path, name: &str, array: &ArrayBase<S, D>) -> Result<()>
+pub(crate) fn npy<A, S, D>(dir: &Path, name: &str, array: &ArrayBase<S, D>) -> Result<()>
 where
     A: WritableElement,
     S: Data<Elem = A>,

@@ -39,7 +39,7 @@ use crate::io::Dtype;
 use crate::postprocess::TemplateFeatures;
 use crate::settings::Settings;
 
-pub use assemble::{waveforms, write_drift_plots};
+pub use assemble::{waveforms, write_drift_plots, write_extra_vars};
 pub use files::PROVENANCE_FILE;
 pub use folder::ResultsFolder;
 pub use plots::write_diagnostic_plots;
